@@ -1,0 +1,342 @@
+"""Wire models shared by the SDK and the server.
+
+Field names on the wire are camelCase (``promptTokens``); Python code uses snake_case attributes.
+These models are the one definition of what a Generation, Run or Feedback is: the SDK builds them,
+the server validates every request body with them, and the store flattens them into rows.
+
+Only ``pydantic`` is needed here (the ``openai`` package already depends on it), so the SDK can
+import this module without any server dependency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "KNOWN_METADATA_KEYS",
+    "Error",
+    "Feedback",
+    "Generation",
+    "IngestBatch",
+    "IngestItem",
+    "Input",
+    "Metadata",
+    "ModelRef",
+    "Output",
+    "Performance",
+    "Run",
+    "RunStep",
+    "Template",
+    "Usage",
+    "metadata_value_text",
+    "normalize_metadata",
+    "utc",
+]
+
+# Metadata keys with a fixed meaning; every other key is a custom, typed MetadataValue.
+KNOWN_METADATA_KEYS = frozenset(
+    {"requestId", "userId", "sessionId", "functionId", "workflowId", "agentId", "tags"}
+)
+_MAX_ID = 200
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant as an aware UTC datetime (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _typed_value(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"type": "boolean", "value": value}
+    if isinstance(value, str):
+        return {"type": "string", "value": value}
+    if isinstance(value, int | float):
+        return {"type": "string", "value": repr(value) if isinstance(value, float) else str(value)}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"metadata key '{key}': expected a string, number, boolean or typed value, "
+            f"got {type(value).__name__}"
+        )
+    kind = value.get("type")
+    if kind == "string":
+        if not isinstance(value.get("value"), str) or set(value) - {"type", "value"}:
+            raise ValueError(f"metadata key '{key}': a string value needs 'value' as a string")
+        return {"type": "string", "value": value["value"]}
+    if kind == "boolean":
+        if not isinstance(value.get("value"), bool) or set(value) - {"type", "value"}:
+            raise ValueError(f"metadata key '{key}': a boolean value needs 'value' as true or false")
+        return {"type": "boolean", "value": value["value"]}
+    if kind == "url":
+        url, text = value.get("url"), value.get("text")
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"metadata key '{key}': a url value needs 'url' as a non-empty string")
+        if not isinstance(text, str):
+            raise ValueError(f"metadata key '{key}': a url value needs 'text' as a string")
+        if set(value) - {"type", "url", "text"}:
+            raise ValueError(f"metadata key '{key}': a url value takes only 'url' and 'text'")
+        return {"type": "url", "url": url, "text": text}
+    raise ValueError(
+        f"metadata key '{key}': unknown type {kind!r} (expected 'string', 'url' or 'boolean')"
+    )
+
+
+def normalize_metadata(raw: Any) -> dict[str, Any]:
+    """Validate metadata and store every custom value typed.
+
+    Known keys (``userId``, ``tags``, …) keep their plain form; a custom key takes a typed value
+    (``{"type": "string"|"url"|"boolean", …}``) or a plain string, number or boolean, which is
+    stored typed. Anything else raises ``ValueError`` naming the key.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("metadata must be an object")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not key or len(key) > _MAX_ID:
+            raise ValueError(f"metadata key {key!r} must be a non-empty string of at most {_MAX_ID}")
+        if value is None:
+            continue
+        if key == "tags":
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise ValueError("metadata key 'tags': expected a list of strings")
+            out[key] = list(value)
+        elif key in KNOWN_METADATA_KEYS:
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ValueError(f"metadata key '{key}': expected a string")
+            out[key] = str(value)
+        else:
+            out[key] = _typed_value(key, value)
+    return out
+
+
+def metadata_value_text(value: Any) -> str:
+    """The text a metadata value is filtered and shown by (a url's address, 'true'/'false', …)."""
+    if isinstance(value, dict):
+        if value.get("type") == "url":
+            return str(value["url"])
+        inner = value.get("value")
+        if isinstance(inner, bool):
+            return "true" if inner else "false"
+        return str(inner)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+Metadata = Annotated[dict[str, Any], BeforeValidator(normalize_metadata)]
+
+
+def _uuid_text(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"'{value}' is not a UUID") from None
+
+
+UUIDText = Annotated[str, AfterValidator(_uuid_text)]
+IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID)]
+UTCDateTime = Annotated[datetime, AfterValidator(utc)]
+
+
+class Wire(BaseModel):
+    """Base of the wire models: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", ser_json_timedelta="float"
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """This record as it travels: camelCase keys, JSON types, unset fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Open(Wire):
+    """A wire model that also keeps fields it does not know (model parameters, …)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class ModelRef(Wire):
+    id: IdText
+    name: str | None = None
+    version: str | None = None
+    provider: str | None = None
+
+
+class Input(Wire):
+    type: Literal["text", "image", "audio", "multimodal"] = "text"
+    content: str | list[Any] | dict[str, Any] | None = None
+    tokens: int | None = Field(default=None, ge=0)
+
+
+class Alternative(Wire):
+    content: Any = None
+    tokens: int | None = Field(default=None, ge=0)
+    score: float | None = None
+
+
+class Output(Wire):
+    type: Literal["text", "code", "image", "json", "other"] = "text"
+    content: Any = None
+    tokens: int | None = Field(default=None, ge=0)
+    alternatives: list[Alternative] | None = None
+
+
+class Parameters(Open):
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=0)
+    stop_sequences: list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+class Usage(Wire):
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int | None = Field(default=None, ge=0)
+    cached_tokens: int | None = Field(default=None, ge=0)
+    reasoning_tokens: int | None = Field(default=None, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    cost_saved: float | None = Field(default=None, ge=0)
+    currency: str | None = None
+
+    @model_validator(mode="after")
+    def _total(self) -> Usage:
+        if self.total_tokens is None:
+            self.total_tokens = self.prompt_tokens + self.completion_tokens
+        return self
+
+
+class Performance(Wire):
+    latency: float = Field(default=0.0, ge=0, description="milliseconds")
+    time_to_first_token: float | None = Field(default=None, ge=0, description="milliseconds")
+    tokens_per_second: float | None = Field(default=None, ge=0)
+
+
+class TemplateMessage(Open):
+    role: str
+    content: Any = None
+
+
+class Template(Wire):
+    name: str | None = Field(default=None, max_length=_MAX_ID)
+    version: str | None = Field(default=None, max_length=_MAX_ID)
+    chat: list[TemplateMessage] | None = None
+    text: str | None = None
+    params: dict[str, Any] | None = None
+
+
+class Error(Wire):
+    type: str = "error"
+    message: str = ""
+    status_code: int | None = None
+
+
+class Feedback(Wire):
+    """Feedback on one generation. At least one of its judgements must be given."""
+
+    generation_id: UUIDText | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    score: float | None = Field(default=None, ge=0, le=1)
+    thumbs: Literal["up", "down"] | None = None
+    comment: str | None = Field(default=None, max_length=20_000)
+    categories: list[str] | None = None
+    better_response: str | None = None
+    user_id: str | None = Field(default=None, max_length=_MAX_ID)
+    timestamp: UTCDateTime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Feedback:
+        if all(
+            getattr(self, name) is None
+            for name in ("rating", "score", "thumbs", "comment", "categories", "better_response")
+        ):
+            raise ValueError(
+                "feedback needs at least one of rating, score, thumbs, comment, categories, betterResponse"
+            )
+        return self
+
+
+class Generation(Wire):
+    """One model call, as DESIGN.md describes it."""
+
+    id: UUIDText = Field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: UTCDateTime = Field(default_factory=_now)
+    model: ModelRef
+    input: Input = Field(default_factory=Input)
+    output: Output = Field(default_factory=Output)
+    parameters: Parameters = Field(default_factory=Parameters)
+    usage: Usage = Field(default_factory=Usage)
+    metadata: Metadata = Field(default_factory=dict)
+    performance: Performance = Field(default_factory=Performance)
+    template: Template | None = None
+    run_id: IdText | None = None
+    chat_id: IdText | None = None
+    step_index: int | None = Field(default=None, ge=0)
+    status: Literal["ok", "error"] = "ok"
+    error: Error | None = None
+    cache_hit: bool = False
+    feedback: Feedback | None = None
+
+
+class RunStep(Open):
+    """A step of a run that is not a model call (a tool, a Python function, …)."""
+
+    name: str = Field(min_length=1, max_length=_MAX_ID)
+    step_index: int | None = Field(default=None, ge=0)
+    inputs: Any = None
+    outputs: Any = None
+    started_at: UTCDateTime | None = None
+    ended_at: UTCDateTime | None = None
+    status: Literal["ok", "error"] = "ok"
+    error: Error | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_user(cls, value: Any) -> Any:
+        if isinstance(value, dict) and ("userId" in value or "user_id" in value):
+            raise ValueError("a step cannot set userId: it belongs to the run (set it when the run starts)")
+        return value
+
+
+class Run(Wire):
+    """A pipeline run or chain: its userId and metadata belong to the run and all its steps."""
+
+    id: IdText
+    pipeline_slug: str | None = Field(default=None, max_length=_MAX_ID)
+    user_id: str | None = Field(default=None, max_length=_MAX_ID)
+    metadata: Metadata = Field(default_factory=dict)
+    started_at: UTCDateTime = Field(default_factory=_now)
+    ended_at: UTCDateTime | None = None
+    status: Literal["running", "ok", "error"] = "running"
+    error: Error | None = None
+    steps: list[RunStep] | None = None
+
+
+class IngestItem(Wire):
+    type: Literal["generation", "run", "feedback"]
+    body: dict[str, Any]
+
+
+class IngestBatch(Wire):
+    batch: list[IngestItem] = Field(max_length=10_000)
