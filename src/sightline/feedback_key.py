@@ -21,7 +21,14 @@ import hashlib
 import hmac
 import uuid
 
-__all__ = ["PREFIX", "hash_api_key", "key_reference", "make_feedback_key", "parse_feedback_key", "verify_feedback_key"]
+__all__ = [
+    "PREFIX",
+    "hash_api_key",
+    "key_reference",
+    "make_feedback_key",
+    "parse_feedback_key",
+    "verify_feedback_key",
+]
 
 PREFIX = "slfk_"
 _MAC_BYTES = 16

@@ -93,9 +93,7 @@ def _typed_value(key: str, value: Any) -> dict[str, Any]:
         if set(value) - {"type", "url", "text"}:
             raise ValueError(f"metadata key '{key}': a url value takes only 'url' and 'text'")
         return {"type": "url", "url": url, "text": text}
-    raise ValueError(
-        f"metadata key '{key}': unknown type {kind!r} (expected 'string', 'url' or 'boolean')"
-    )
+    raise ValueError(f"metadata key '{key}': unknown type {kind!r} (expected 'string', 'url' or 'boolean')")
 
 
 def normalize_metadata(raw: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.secret_key == _DEV_SECRET:
             raise ValueError(
                 "SIGHTLINE_SECRET_KEY must be set in production; generate one with "
-                f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return self
 

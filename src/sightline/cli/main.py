@@ -1,0 +1,281 @@
+"""The ``sightline`` command.
+
+Every subcommand reads the same settings as ``serve``: a flag beats a ``SIGHTLINE_*`` environment
+variable, which beats the default. Errors end with a one-line message and exit code 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import SightlineError
+from ..settings import Settings
+from ..store import Database, migrate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_database_option = click.option(
+    "--database-url",
+    envvar="SIGHTLINE_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL (default: sqlite under SIGHTLINE_HOME)",
+)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _open(database_url: str | None) -> Database:
+    db = Database(_settings(database_url=database_url).database_url)
+    migrate(db.engine)
+    return db
+
+
+def _errors(fn: F) -> F:
+    """Turn a SightlineError into a one-line message and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SightlineError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except ValueError as exc:  # settings validation
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="sightline")
+def cli() -> None:
+    """Sightline: see every call your application makes to a large language model."""
+
+
+@cli.command()
+@click.option("--host", envvar="SIGHTLINE_HOST", default=None, help="Address to listen on [127.0.0.1]")
+@click.option("--port", envvar="SIGHTLINE_PORT", type=int, default=None, help="Port [8000]")
+@click.option("--workers", envvar="SIGHTLINE_WORKERS", type=int, default=None, help="Server processes [1]")
+@_database_option
+@click.option("--log-level", envvar="SIGHTLINE_LOG_LEVEL", default=None, help="debug, info, warning, error")
+@_errors
+def serve(
+    host: str | None, port: int | None, workers: int | None, database_url: str | None, log_level: str | None
+) -> None:
+    """Run the server (API, gateway, dashboard). Creates and migrates the database first."""
+    import uvicorn
+
+    settings = _settings(
+        host=host, port=port, workers=workers, database_url=database_url, log_level=log_level
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    db = Database(settings.database_url)
+    migrate(db.engine)
+    db.engine.dispose()
+    # Worker processes build their own settings from the environment: hand the resolved ones down.
+    os.environ["SIGHTLINE_DATABASE_URL"] = settings.database_url
+    click.echo(
+        f"Sightline serving {_safe_url(settings.database_url)} at http://{settings.host}:{settings.port}",
+        err=True,
+    )
+    uvicorn.run(
+        "sightline.server.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.command("migrate")
+@_database_option
+@_errors
+def migrate_(database_url: str | None) -> None:
+    """Create the database or bring it to the newest schema."""
+    db = _open(database_url)
+    click.echo(f"database {_safe_url(db.url)} is up to date", err=True)
+
+
+@cli.group()
+def token() -> None:
+    """API keys: create, list, revoke."""
+
+
+@token.command("create")
+@click.option("--project", required=True, help="Project name (made when new)")
+@click.option("--environment", default="dev", show_default=True, help="Environment (made when new)")
+@click.option("--name", default=None, help="A label to tell keys apart")
+@_database_option
+@_errors
+def token_create(project: str, environment: str, name: str | None, database_url: str | None) -> None:
+    """Make an API key and print it once, alone on stdout (only its hash is stored)."""
+    from ..store.projects import create_key
+
+    db = _open(database_url)
+    with db.transaction() as conn:
+        secret, key = create_key(conn, project, environment, name)
+    click.echo(
+        f"created key {key.id} ({key.prefix}…) for {key.project}/{key.environment}; it is shown only now",
+        err=True,
+    )
+    click.echo(secret)
+
+
+@token.command("list")
+@_database_option
+@_errors
+def token_list(database_url: str | None) -> None:
+    """List API keys (never their secrets)."""
+    from ..store.projects import list_keys
+    from ..store.records import iso
+
+    db = _open(database_url)
+    with db.read() as conn:
+        keys = list_keys(conn)
+    click.echo(f"{'ID':>4}  {'PREFIX':<12} {'PROJECT':<20} {'ENVIRONMENT':<12} {'CREATED':<28} STATUS")
+    for k in keys:
+        status = f"revoked {iso(k.revoked_us)}" if k.revoked_us else "active"
+        click.echo(
+            f"{k.id:>4}  {k.prefix:<12} {k.project:<20} {k.environment:<12} {iso(k.created_us):<28} {status}"
+        )
+
+
+@token.command("revoke")
+@click.argument("key")
+@_database_option
+@_errors
+def token_revoke(key: str, database_url: str | None) -> None:
+    """Revoke a key by its id or prefix."""
+    from ..store.projects import revoke_key
+
+    db = _open(database_url)
+    with db.transaction() as conn:
+        revoked = revoke_key(conn, key)
+    click.echo(f"revoked key {revoked.id} ({revoked.prefix}…)", err=True)
+
+
+@cli.command("create-admin")
+@click.option("--username", default=None)
+@click.option("--password", default=None)
+@click.option("--role", type=click.Choice(["admin", "member"]), default="admin", show_default=True)
+@_database_option
+@_errors
+def create_admin(username: str | None, password: str | None, role: str, database_url: str | None) -> None:
+    """Add a dashboard user (prompts for what is missing when run in a terminal)."""
+    from ..store.projects import create_user
+
+    if username is None or password is None:
+        if not sys.stdin.isatty():
+            raise click.UsageError("--username and --password are required when not run in a terminal")
+        username = username or click.prompt("Username")
+        if password is None:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Repeat password: ") != password:
+                raise click.UsageError("the passwords differ")
+    db = _open(database_url)
+    with db.transaction() as conn:
+        user = create_user(conn, username, password, role)
+    click.echo(f"created {user.role} {user.username!r}", err=True)
+
+
+@cli.command("export")
+@click.option("--project", required=True, help="Project to export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--filter", "filters", multiple=True, help="A list filter as name=value (repeatable)")
+@click.option("--field", "fields", multiple=True, help="A field path to include (repeatable)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@_database_option
+@_errors
+def export_(
+    project: str,
+    fmt: str,
+    filters: tuple[str, ...],
+    fields: tuple[str, ...],
+    output: Path,
+    database_url: str | None,
+) -> None:
+    """Export generations to a file, with a progress bar."""
+    from rich.progress import Progress
+
+    from ..errors import NotFound
+    from ..store.export import count, export
+    from ..store.generations import GenerationFilter
+    from ..store.projects import list_projects
+
+    pairs = []
+    for item in filters:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--filter {item!r}: expected name=value")
+        pairs.append((name, value))
+    f, _, _ = GenerationFilter.from_params(pairs)
+    db = _open(database_url)
+    with db.read() as conn:
+        found = [p for p in list_projects(conn) if p["name"] == project]
+    if not found:
+        raise NotFound(f"no project {project!r}")
+    pid = found[0]["id"]
+    total = count(db.engine, pid, f)
+    written = 0
+    with output.open("wb") as out, Progress(transient=True) as progress:
+        task = progress.add_task(f"exporting {total} generations", total=total)
+        for chunk in export(db.engine, pid, f, fmt, list(fields) or None):  # type: ignore[arg-type]
+            out.write(chunk)
+            lines = chunk.count(b"\n")
+            written += lines
+            progress.update(task, completed=min(written, total))
+    click.echo(f"wrote {total} generations to {output}", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_database_option
+@_errors
+def backup(file: Path, database_url: str | None) -> None:
+    """Write every table to FILE (gzip JSON lines), readable by `restore` on SQLite or PostgreSQL."""
+    from ..store.backup import dump
+
+    db = _open(database_url)
+    rows = dump(db.engine, file)
+    click.echo(f"backed up {rows} rows to {file}", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_database_option
+@_errors
+def restore(file: Path, database_url: str | None) -> None:
+    """Load a backup into this database (rows already there are kept)."""
+    from ..store.backup import load
+
+    db = _open(database_url)
+    rows = load(db.engine, file)
+    click.echo(f"restored {rows} rows from {file}", err=True)
+
+
+def main() -> None:
+    cli(prog_name="sightline")

@@ -1,0 +1,60 @@
+"""The ASGI application: ``create_app(settings)`` builds it, ``sightline serve`` runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..settings import Settings
+from ..store import Database, migrate
+from .auth import KeyCache
+from .errors import install_error_handlers
+from .metrics import Metrics
+from .routers import export, feedback, generations, health, ingest, runs
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """A Sightline server over ``settings.database_url`` (or an already open ``database``).
+
+    The database is migrated to the newest schema when the app starts.
+    """
+    settings = settings or Settings()
+    db = database or Database(settings.database_url, write_batch_max=settings.write_batch_max)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(db.engine)
+        db.start()
+        log.info("sightline %s serving %s", __version__, db.dialect)
+        try:
+            yield
+        finally:
+            db.close()
+
+    app = FastAPI(
+        title="Sightline",
+        version=__version__,
+        description="Self-hosted observability for applications that call large language models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.keys = KeyCache(db, settings.key_cache_seconds)
+    app.state.metrics = Metrics(db)
+    install_error_handlers(app)
+    for module in (health, ingest, generations, feedback, runs, export):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from ``SIGHTLINE_*`` variables (how each ``serve`` worker builds it)."""
+    return create_app(Settings())

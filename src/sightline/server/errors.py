@@ -1,0 +1,86 @@
+"""The one place errors become responses: ``{"error": {"type", "message"}}`` with the class's status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ..errors import InvalidInput, SightlineError
+from .responses import JSON
+
+__all__ = ["error_response", "install_error_handlers", "validation_message"]
+
+log = logging.getLogger(__name__)
+
+
+def _to_camel(part: Any) -> str:
+    text = str(part)
+    head, *rest = text.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def validation_message(exc: ValidationError | RequestValidationError, prefix: str = "") -> tuple[str, str]:
+    """``(message, field)`` of a pydantic error: every problem, each with its field path."""
+    problems, first_field = [], ""
+    for err in exc.errors():
+        loc = [_to_camel(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        path = ".".join(([prefix] if prefix else []) + loc)
+        first_field = first_field or path
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(f"{path}: {message}" if path else message)
+    return "; ".join(problems), first_field
+
+
+def error_response(status: int, error_type: str, message: str, field: str | None = None) -> Response:
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if field:
+        error["field"] = field
+    return JSON({"error": error}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the one JSON shape (the dashboard and gateway add their own renderers on top)."""
+
+    async def sightline_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SightlineError)
+        renderer = getattr(request.state, "error_renderer", None)
+        if renderer is not None:
+            rendered: Response = renderer(request, exc)
+            return rendered
+        return error_response(exc.status_code, exc.error_type, exc.message, exc.field)
+
+    async def request_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message, field = validation_message(exc)
+        return await sightline_error(request, InvalidInput(message, field=field))
+
+    async def pydantic_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ValidationError)
+        message, field = validation_message(exc)
+        return await sightline_error(request, InvalidInput(message, field=field))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kinds = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "authentication_error",
+            403: "permission_denied",
+        }
+        return error_response(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "Sightline hit an internal error; it has been logged")
+
+    app.add_exception_handler(SightlineError, sightline_error)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(ValidationError, pydantic_validation)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

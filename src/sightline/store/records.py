@@ -1,0 +1,184 @@
+"""Turning wire records into rows and rows back into wire records."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..schema import Feedback, Generation, Run, metadata_value_text
+from .pricing import price
+
+__all__ = [
+    "Scope",
+    "feedback_row",
+    "from_us",
+    "generation_rows",
+    "metadata_rows",
+    "run_row",
+    "template_version",
+    "to_us",
+]
+
+_MAX_VALUE = 1000  # metadata values longer than this are indexed by their start
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who writes or reads: one project, and the environment of the API key in use."""
+
+    project_id: int
+    environment: str
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+def iso(value: int) -> str:
+    """ISO 8601 UTC text of a microsecond timestamp, as records carry it on the wire."""
+    return from_us(value).isoformat().replace("+00:00", "Z")
+
+
+def template_version(template: dict[str, Any]) -> str:
+    """A short hash of a template's content (its chat messages or text, not its parameters)."""
+    content = {"chat": template.get("chat"), "text": template.get("text")}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+def metadata_rows(
+    generation_id: str, project_id: int, ts_us: int, metadata: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One row per metadata key, for indexed ``metadata.<key>=value`` filters (tags: one per tag)."""
+    rows = []
+    for key, value in metadata.items():
+        if key == "tags":
+            for tag in value:
+                rows.append(
+                    {
+                        "generation_id": generation_id,
+                        "key": f"tags:{tag}"[:200],
+                        "project_id": project_id,
+                        "value": "true",
+                        "ts_us": ts_us,
+                    }
+                )
+            continue
+        rows.append(
+            {
+                "generation_id": generation_id,
+                "key": key,
+                "project_id": project_id,
+                "value": metadata_value_text(value)[:_MAX_VALUE],
+                "ts_us": ts_us,
+            }
+        )
+    return rows
+
+
+def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ``generations`` row of a record (priced when it came without a cost), and its prompt version."""
+    body = gen.wire()
+    body.pop("feedback", None)
+    usage, perf = gen.usage, gen.performance
+    cost = usage.cost
+    if cost is None and not gen.cache_hit:
+        cost = price(
+            gen.model.id,
+            gen.model.provider,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+        )
+        if cost is not None:
+            body["usage"]["cost"] = cost
+            body["usage"].setdefault("currency", "USD")
+    elif gen.cache_hit and cost is None:
+        cost = 0.0
+        body["usage"]["cost"] = 0.0
+    prompt = None
+    template = body.get("template")
+    if template is not None and (template.get("chat") is not None or template.get("text") is not None):
+        template.setdefault("version", template_version(template))
+        if template.get("name"):
+            content = {k: template[k] for k in ("chat", "text") if k in template}
+            prompt = {
+                "project_id": scope.project_id,
+                "name": template["name"],
+                "version": template["version"],
+                "created_us": to_us(gen.timestamp),
+                "body": content,
+            }
+    meta = gen.metadata
+    row = {
+        "id": gen.id,
+        "project_id": scope.project_id,
+        "environment": scope.environment,
+        "ts_us": to_us(gen.timestamp),
+        "model_id": gen.model.id,
+        "provider": gen.model.provider,
+        "user_id": meta.get("userId"),
+        "session_id": meta.get("sessionId"),
+        "run_id": gen.run_id,
+        "chat_id": gen.chat_id,
+        "step_index": gen.step_index,
+        "template_name": template.get("name") if template else None,
+        "template_version": template.get("version") if template else None,
+        "status": gen.status,
+        "error_type": gen.error.type if gen.error else None,
+        "cache_hit": gen.cache_hit,
+        "output_type": gen.output.type,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens or 0,
+        "cost": cost,
+        "cost_saved": usage.cost_saved,
+        "latency_ms": perf.latency,
+        "ttft_ms": perf.time_to_first_token,
+        "feedback_rating": None,
+        "feedback_score": None,
+        "feedback_thumbs": None,
+        "body": body,
+    }
+    return row, prompt
+
+
+def feedback_row(fb: Feedback, generation_id: str, project_id: int) -> dict[str, Any]:
+    body = fb.wire()
+    body["generationId"] = generation_id
+    return {
+        "project_id": project_id,
+        "generation_id": generation_id,
+        "ts_us": to_us(fb.timestamp),
+        "rating": fb.rating,
+        "score": fb.score,
+        "thumbs": fb.thumbs,
+        "user_id": fb.user_id,
+        "body": body,
+    }
+
+
+def run_row(run: Run, scope: Scope) -> dict[str, Any]:
+    body = run.wire()
+    return {
+        "project_id": scope.project_id,
+        "id": run.id,
+        "environment": scope.environment,
+        "pipeline_slug": run.pipeline_slug,
+        "user_id": run.user_id,
+        "status": run.status,
+        "started_us": to_us(run.started_at),
+        "ended_us": to_us(run.ended_at) if run.ended_at else None,
+        "body": {k: body[k] for k in ("metadata", "steps", "error") if k in body},
+    }

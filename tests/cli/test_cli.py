@@ -1,0 +1,99 @@
+"""The `sightline` command and a real `sightline serve` process."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import orjson
+from tests.conftest import ServerProcess, sightline_command
+from tests.server.test_ingest import generation
+
+
+def run(*args: str, database_url: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
+    return subprocess.run(
+        [*sightline_command(), *args], env=env, capture_output=True, text=True, timeout=60, **kw
+    )  # type: ignore[call-overload]
+
+
+def test_token_create_prints_only_the_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    made = run("token", "create", "--project", "demo", "--environment", "dev", database_url=url)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("sl_") and "\n" not in key
+    listed = run("token", "list", database_url=url)
+    assert key[:10] in listed.stdout and key not in listed.stdout and "active" in listed.stdout
+    revoked = run("token", "revoke", key[:10], database_url=url)
+    assert revoked.returncode == 0 and "revoked" in run("token", "list", database_url=url).stdout
+    bad = run("token", "create", "--project", "no spaces allowed", database_url=url)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: project")
+
+
+def test_create_admin(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    ok = run("create-admin", "--username", "ada", "--password", "correct horse", database_url=url)
+    assert ok.returncode == 0, ok.stderr
+    again = run("create-admin", "--username", "ada", "--password", "correct horse", database_url=url)
+    assert again.returncode == 1 and "exists" in again.stderr
+    short = run("create-admin", "--username", "bob", "--password", "short", database_url=url)
+    assert short.returncode == 1 and "password" in short.stderr
+    missing = run("create-admin", "--username", "eve", database_url=url, stdin=subprocess.DEVNULL)
+    assert missing.returncode == 2 and "--password" in missing.stderr
+
+
+def test_a_real_server_ingests_and_exports(server: ServerProcess, tmp_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {server.key}"}
+    bodies = [generation(metadata={"userId": f"user-{i % 4}"}) for i in range(50)]
+    r = httpx.post(
+        f"{server.url}/api/ingest",
+        headers=headers,
+        json={"batch": [{"type": "generation", "body": b} for b in bodies]},
+    )
+    assert r.status_code == 200 and {x["status"] for x in r.json()["results"]} == {201}
+    listed = httpx.get(f"{server.url}/api/generations", headers=headers, params={"userId": "user-1"}).json()
+    assert len(listed["data"]) == 13  # i % 4 == 1 for 13 of 0..49
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "sightline_generations_ingested_total 50.0" in metrics
+    assert "sightline_write_queue_depth" in metrics and "sightline_ingest_seconds_bucket" in metrics
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    openapi = httpx.get(f"{server.url}/openapi.json").json()
+    assert "/api/generations/aggregate" in openapi["paths"]
+
+    out = tmp_path / "all.jsonl"
+    done = server.cli("export", "--project", "demo", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert {x["id"] for x in lines} == {b["id"] for b in bodies}
+    csv_out = tmp_path / "alice.csv"
+    done = server.cli(
+        "export",
+        "--project",
+        "demo",
+        "--format",
+        "csv",
+        "--filter",
+        "userId=user-2",
+        "--field",
+        "id",
+        "--field",
+        "model.id",
+        "--output",
+        str(csv_out),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = csv_out.read_text().splitlines()
+    assert rows[0] == "id,model.id" and len(rows) == 1 + 12  # i % 4 == 2 for 12 of 0..49
+
+    backup = tmp_path / "backup.jsonl.gz"
+    assert server.cli("backup", str(backup)).returncode == 0
+    tables = {orjson.loads(x)["table"] for x in gzip.open(backup).read().splitlines()}
+    assert {"generations", "api_keys", "projects"} <= tables
+    restored = tmp_path / "restored.db"
+    r2 = run("restore", str(backup), database_url=f"sqlite:///{restored}")
+    assert r2.returncode == 0, r2.stderr
