@@ -1,0 +1,556 @@
+"""MongoDB-style filters and sorts over generation records, compiled to one SQL condition.
+
+A filter such as ``{"model.id": "gpt-4", "usage.totalTokens": {"$gte": 100}}`` becomes a
+SQLAlchemy condition the database evaluates. Where a field path is looked up:
+
+- the paths in ``COLUMNS`` (``model.id``, ``timestamp``, ``usage.totalTokens``, …): their indexed
+  column, with the value checked against the column's kind (text, number, boolean, date);
+- ``metadata.<key>``: the ``generation_metadata`` rows (``EXISTS``), compared as text, so a run's
+  metadata copied onto its generations matches too; ``metadata.tags`` matches one tag per row;
+- any other path (``parameters.temperature``, ``input.content``): the JSON record in ``body``,
+  compared only with values of the same JSON type, the same way on SQLite and PostgreSQL.
+
+As in MongoDB, a missing field matches ``{"$ne": x}``, ``{"$nin": [...]}`` and ``{"f": null}``.
+To get that from SQL's three-valued logic, every leaf condition is built to be true or false,
+never NULL, so ``$not`` and ``$nor`` are a plain ``NOT``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    FromClause,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from ..errors import InvalidInput
+from ..schema import metadata_value_text, normalize_metadata
+from . import tables as t
+from .records import to_us
+
+__all__ = [
+    "COLUMNS",
+    "Field",
+    "Kind",
+    "Resolver",
+    "check_path",
+    "compile_filter",
+    "compile_where",
+    "doc_field",
+    "order_by",
+    "time_value",
+]
+
+Kind = Literal["text", "number", "bool", "time", "json"]
+
+# Wire paths held in a column of ``generations``: (column, kind).
+COLUMNS: dict[str, tuple[str, Kind]] = {
+    "id": ("id", "text"),
+    "timestamp": ("ts_us", "time"),
+    "environment": ("environment", "text"),
+    "model.id": ("model_id", "text"),
+    "model.provider": ("provider", "text"),
+    "metadata.userId": ("user_id", "text"),
+    "userId": ("user_id", "text"),
+    "metadata.sessionId": ("session_id", "text"),
+    "runId": ("run_id", "text"),
+    "chatId": ("chat_id", "text"),
+    "stepIndex": ("step_index", "number"),
+    "template.name": ("template_name", "text"),
+    "template.version": ("template_version", "text"),
+    "status": ("status", "text"),
+    "error.type": ("error_type", "text"),
+    "cacheHit": ("cache_hit", "bool"),
+    "output.type": ("output_type", "text"),
+    "usage.promptTokens": ("prompt_tokens", "number"),
+    "usage.completionTokens": ("completion_tokens", "number"),
+    "usage.totalTokens": ("total_tokens", "number"),
+    "usage.cost": ("cost", "number"),
+    "usage.costSaved": ("cost_saved", "number"),
+    "performance.latency": ("latency_ms", "number"),
+    "performance.timeToFirstToken": ("ttft_ms", "number"),
+    "feedback.rating": ("feedback_rating", "number"),
+    "feedback.score": ("feedback_score", "number"),
+    "feedback.thumbs": ("feedback_thumbs", "text"),
+}
+
+_PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_MAX_PATH = 400
+_MAX_DEPTH = 20
+_MAX_META_VALUE = 1000  # records.metadata_rows indexes a value by its first 1000 characters
+_MAX_TAG_KEY = 200  # ... and a tag by its first 200 characters of "tags:<tag>"
+_REGEX_OPTIONS = frozenset("ix")  # the inline flags Python's re and PostgreSQL's regexes share
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}
+_RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+
+
+def check_path(path: Any) -> str:
+    """``path`` if it is a field path (letters, digits, ``_``, ``-`` separated by dots), else InvalidInput."""
+    if not isinstance(path, str) or len(path) > _MAX_PATH or not _PATH.fullmatch(path):
+        raise InvalidInput(
+            f"invalid field path {path!r}: use dotted names of letters, digits, '_' and '-'", field=str(path)
+        )
+    return path
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def time_value(path: str, value: Any) -> int:
+    """An ISO 8601 string, a datetime or ``{"$date": ...}`` as microseconds since the epoch."""
+    if isinstance(value, Mapping) and set(value) == {"$date"}:
+        value = value["$date"]
+    if isinstance(value, datetime):
+        return to_us(value)
+    if isinstance(value, str):
+        try:
+            return to_us(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    raise InvalidInput(f"'{path}' is a date: {value!r} is not an ISO 8601 date", field=path)
+
+
+def _fits(path: str, value: int | float) -> int | float:
+    """A number both databases can bind (SQLite refuses integers past 64 bits)."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise InvalidInput(f"'{path}': the number {value} is too large", field=path)
+    return value
+
+
+def _coerce(path: str, kind: Kind, value: Any) -> Any:
+    """``value`` as the column of ``kind`` holds it, or InvalidInput naming the field."""
+    if kind == "time":
+        return time_value(path, value)
+    if kind == "text" and isinstance(value, str):
+        return value
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return _fits(path, value)
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    expected = {"text": "a string", "number": "a number", "bool": "true or false"}.get(kind, "a scalar")
+    raise InvalidInput(f"'{path}' is compared with {expected}, not {_describe(value)}", field=path)
+
+
+def _compare(expr: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "in":
+        return expr.in_(value)  # type: ignore[no-any-return]
+    if op == "regex":
+        return expr.regexp_match(value)  # type: ignore[no-any-return]
+    return _COMPARE[op](expr, value)  # type: ignore[no-any-return]
+
+
+class Field(Protocol):
+    """One field path, resolved against a source of rows."""
+
+    @property
+    def path(self) -> str: ...
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        """``field <op> value`` (op: eq, gt, gte, lt, lte, in [value is a list], regex); never NULL."""
+        ...
+
+    def present(self) -> ColumnElement[bool]:
+        """Whether the record has this field (``$exists``)."""
+        ...
+
+    def missing(self) -> ColumnElement[bool]:
+        """Whether the field is absent or null (``{"f": null}``)."""
+        ...
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        """An expression of the field's value, to group, sort and take the min/max of."""
+        ...
+
+    def number(self) -> ColumnElement[Any]:
+        """A numeric expression of the field, to sum and average (NULL where it is not a number)."""
+        ...
+
+
+Resolver = Callable[[str], Field]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnField:
+    """A field held in a column (of ``generations``, or of a ``$group`` result)."""
+
+    path: str
+    expr: ColumnElement[Any]
+    kind: Kind
+    nullable: bool = True
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        if op == "regex":
+            if self.kind != "text":
+                raise InvalidInput(f"$regex needs a text field; '{self.path}' is not text", field=self.path)
+        elif op == "in":
+            value = [_coerce(self.path, self.kind, v) for v in value]
+        else:
+            value = _coerce(self.path, self.kind, value)
+        cond = _compare(self.expr, op, value)
+        # Guarding with IS NOT NULL keeps the condition two-valued (and leaves indexes usable).
+        return and_(self.expr.is_not(None), cond) if self.nullable else cond
+
+    def present(self) -> ColumnElement[bool]:
+        return self.expr.is_not(None) if self.nullable else true()
+
+    def missing(self) -> ColumnElement[bool]:
+        return self.expr.is_(None) if self.nullable else false()
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        return self.expr, self.kind
+
+    def number(self) -> ColumnElement[Any]:
+        if self.kind == "number":
+            return self.expr
+        if self.kind == "bool":
+            return case((self.expr, 1), else_=0)
+        raise InvalidInput(f"'{self.path}' is not a number", field=self.path)
+
+
+class _JsonKind(FunctionElement[str]):
+    """The JSON type of ``doc[path]``: string, number, boolean, object, array, null; NULL when absent.
+
+    SQLite and PostgreSQL name JSON types differently; this is the one place that knows both.
+    """
+
+    type = String()
+    name = "json_kind"
+    inherit_cache = True
+
+
+@compiles(_JsonKind, "postgresql")
+def _json_kind_postgresql(element: _JsonKind, compiler: SQLCompiler, **kw: Any) -> str:
+    item = list(element.clauses)[0]  # doc #> path
+    return f"jsonb_typeof({compiler.process(item, **kw)})"
+
+
+@compiles(_JsonKind, "sqlite")
+def _json_kind_sqlite(element: _JsonKind, compiler: SQLCompiler, **kw: Any) -> str:
+    item: Any = list(element.clauses)[0]  # JSON_QUOTE(JSON_EXTRACT(doc, path)): take its doc and path
+    doc, path = compiler.process(item.left, **kw), compiler.process(item.right, **kw)
+    return (f"CASE json_type({doc}, {path}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+            "WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' "
+            "WHEN 'object' THEN 'object' WHEN 'array' THEN 'array' WHEN 'null' THEN 'null' END")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonField:
+    """A path inside the JSON record ``body``: compared only with values of the same JSON type."""
+
+    path: str
+    doc: ColumnElement[Any]
+    keys: tuple[str | int, ...]
+
+    def _item(self) -> Any:
+        return self.doc[self.keys]
+
+    def _kind(self) -> ColumnElement[str]:
+        return _JsonKind(self._item())
+
+    def _typed(self, value: Any) -> tuple[str, Any]:
+        """The JSON type of ``value``, and the field as that type (NULL where it is another type)."""
+        item = self._item()
+        if isinstance(value, bool):
+            kind, typed = "boolean", item.as_boolean()
+        elif isinstance(value, int | float):
+            kind, typed = "number", item.as_float()
+            _fits(self.path, value)
+        elif isinstance(value, str):
+            kind, typed = "string", item.as_string()
+        else:
+            raise InvalidInput(f"'{self.path}' is compared with a string, number or boolean, "
+                               f"not {_describe(value)}", field=self.path)
+        # CASE first checks the type: PostgreSQL would fail casting a string to a number.
+        return kind, case((self._kind() == kind, typed))
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        if op == "in":
+            groups: dict[str, tuple[Any, list[Any]]] = {}
+            for v in value:
+                kind, typed = self._typed(v)
+                groups.setdefault(kind, (typed, []))[1].append(v)
+            cond = or_(false(), *(typed.in_(vs) for typed, vs in groups.values()))
+        elif op == "regex":
+            cond = _compare(self._typed("")[1], op, value)
+        else:
+            cond = _compare(self._typed(value)[1], op, value)
+        return func.coalesce(cond, false(), type_=Boolean)
+
+    def present(self) -> ColumnElement[bool]:
+        return self._kind().is_not(None)
+
+    def missing(self) -> ColumnElement[bool]:
+        kind = self._kind()
+        return or_(kind.is_(None), kind == "null")
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        return self._item(), "json"
+
+    def number(self) -> ColumnElement[Any]:
+        return self._typed(0)[1]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class _MetadataRows:
+    """Shared by custom metadata and tags: EXISTS over the record's ``generation_metadata`` rows."""
+
+    path: str
+    source: FromClause
+
+    def _exists(self, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
+        gm = t.generation_metadata
+        return exists().where(gm.c.generation_id == self.source.c.id,
+                              gm.c.project_id == self.source.c.project_id, *conds)
+
+    def missing(self) -> ColumnElement[bool]:
+        return not_(self.present())
+
+    def present(self) -> ColumnElement[bool]:  # overridden: which rows show the field is there
+        return self._exists()
+
+    def number(self) -> ColumnElement[Any]:
+        raise InvalidInput(f"'{self.path}' is not a number (metadata values are text)", field=self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataField(_MetadataRows):
+    """A custom ``metadata.<key>``, matched against its text (a url's address, 'true'/'false', …)."""
+
+    key: str
+
+    def _text(self, value: Any) -> str:
+        try:
+            typed = normalize_metadata({self.key: value}).get(self.key)
+        except ValueError as exc:
+            raise InvalidInput(f"'{self.path}': {exc}", field=self.path) from None
+        if typed is None:
+            raise InvalidInput(f"'{self.path}' is compared with a string, not null", field=self.path)
+        return metadata_value_text(typed)[:_MAX_META_VALUE]
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        gm_value = t.generation_metadata.c.value
+        if op == "in":
+            value = [self._text(v) for v in value]
+        elif op != "regex":
+            if op != "eq" and not isinstance(value, str):
+                raise InvalidInput(f"'{self.path}' is text: compare it with a string", field=self.path)
+            value = self._text(value)
+        return self._exists(t.generation_metadata.c.key == self.key, _compare(gm_value, op, value))
+
+    def present(self) -> ColumnElement[bool]:
+        return self._exists(t.generation_metadata.c.key == self.key)
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        gm = t.generation_metadata
+        query = select(gm.c.value).where(gm.c.generation_id == self.source.c.id,
+                                         gm.c.project_id == self.source.c.project_id, gm.c.key == self.key)
+        return query.scalar_subquery(), "text"
+
+
+@dataclass(frozen=True, slots=True)
+class TagsField(_MetadataRows):
+    """``metadata.tags``: ``{"metadata.tags": "x"}`` matches records tagged x."""
+
+    def _key(self, tag: Any) -> str:
+        if not isinstance(tag, str):
+            raise InvalidInput(f"'{self.path}' holds strings, not {_describe(tag)}", field=self.path)
+        return f"tags:{tag}"[:_MAX_TAG_KEY]
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        key = t.generation_metadata.c.key
+        if op == "eq":
+            return self._exists(key == self._key(value))
+        if op == "in":
+            return self._exists(key.in_([self._key(v) for v in value]))
+        raise InvalidInput(f"'{self.path}' supports $eq, $ne, $in, $nin, $all and $exists", field=self.path)
+
+    def present(self) -> ColumnElement[bool]:
+        return self._exists(t.generation_metadata.c.key.startswith("tags:", autoescape=True))
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        raise InvalidInput(f"'{self.path}' is a list: it cannot be grouped or sorted by", field=self.path)
+
+
+def doc_field(source: FromClause, path: str) -> Field:
+    """The field ``path`` of the generation records in ``source`` (``generations`` or a subquery of it)."""
+    check_path(path)
+    if path in COLUMNS:
+        name, kind = COLUMNS[path]
+        return ColumnField(path, source.c[name], kind, bool(t.generations.c[name].nullable))
+    head, _, rest = path.partition(".")
+    if head == "feedback":
+        raise InvalidInput(
+            f"'{path}': only feedback.rating, feedback.score and feedback.thumbs can be queried", field=path
+        )
+    if head == "metadata" and rest:
+        key, _, sub = rest.partition(".")
+        if key == "tags" and not sub:
+            return TagsField(path, source)
+        if not sub or sub in ("value", "url"):
+            return MetadataField(path, source, key)
+    keys = tuple(int(p) if p.isdigit() else p for p in path.split("."))
+    return JsonField(path, source.c.body, keys)
+
+
+def _equal(field: Field, value: Any) -> ColumnElement[bool]:
+    if value is None:
+        return field.missing()
+    if isinstance(value, list):
+        raise InvalidInput(f"'{field.path}': comparing with a list is not supported (use $in or $all)",
+                           field=field.path)
+    if isinstance(value, Mapping) and not _is_date(value) and not isinstance(field, MetadataField):
+        raise InvalidInput(f"'{field.path}': comparing with an object is not supported; "
+                           "use a dotted path ('model.id') or an operator ($eq, $gt, …)", field=field.path)
+    return field.compare("eq", value)
+
+
+def _one_of(field: Field, op: str, values: Any) -> ColumnElement[bool]:
+    if not isinstance(values, list):
+        raise InvalidInput(f"{op} at '{field.path}' needs a list, not {_describe(values)}", field=field.path)
+    given = [v for v in values if v is not None]
+    cond = field.compare("in", given) if given else false()
+    return or_(cond, field.missing()) if len(given) < len(values) else cond
+
+
+def _regex(field: Field, pattern: Any, options: Any) -> ColumnElement[bool]:
+    if not isinstance(pattern, str):
+        raise InvalidInput(f"$regex at '{field.path}' needs a string", field=field.path)
+    if not isinstance(options, str) or set(options) - _REGEX_OPTIONS:
+        raise InvalidInput(f"$options at '{field.path}' may only hold 'i' and 'x'", field=field.path)
+    if options:
+        # Inline flags: SQLAlchemy drops regex flags on SQLite, and (?i) means the same to both.
+        pattern = f"(?{''.join(sorted(set(options)))}){pattern}"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInput(f"$regex at '{field.path}': {exc}", field=field.path) from None
+    return field.compare("regex", pattern)
+
+
+def _operators(field: Field, spec: Any, depth: int) -> ColumnElement[bool]:
+    """The condition of one field: ``value`` (equality) or ``{"$op": value, ...}`` (all must hold)."""
+    path = field.path
+    if depth > _MAX_DEPTH:
+        raise InvalidInput(f"the filter is nested too deeply at '{path}'", field=path)
+    if not isinstance(spec, Mapping) or not any(isinstance(k, str) and k.startswith("$") for k in spec):
+        return _equal(field, spec)
+    if _is_date(spec):
+        return _equal(field, spec)
+    conds: list[ColumnElement[bool]] = []
+    for op, value in spec.items():
+        if not isinstance(op, str) or not op.startswith("$"):
+            raise InvalidInput(f"'{path}': cannot mix operators and field names ('{op}')", field=path)
+        if op == "$eq":
+            conds.append(_equal(field, value))
+        elif op == "$ne":
+            conds.append(not_(_equal(field, value)))
+        elif op in _RANGE:
+            if value is None or isinstance(value, list | Mapping) and not _is_date(value):
+                raise InvalidInput(f"{op} at '{path}' needs a number, string or date", field=path)
+            conds.append(field.compare(_RANGE[op], value))
+        elif op == "$in":
+            conds.append(_one_of(field, op, value))
+        elif op == "$nin":
+            conds.append(not_(_one_of(field, op, value)))
+        elif op == "$all":
+            if not isinstance(value, list):
+                raise InvalidInput(f"$all at '{path}' needs a list", field=path)
+            conds.append(and_(*(_equal(field, v) for v in value)) if value else false())
+        elif op == "$exists":
+            if not isinstance(value, bool | int):
+                raise InvalidInput(f"$exists at '{path}' needs true or false", field=path)
+            conds.append(field.present() if value else not_(field.present()))
+        elif op == "$regex":
+            conds.append(_regex(field, value, spec.get("$options", "")))
+        elif op == "$options":
+            if "$regex" not in spec:
+                raise InvalidInput(f"$options at '{path}' needs a $regex", field=path)
+        elif op == "$not":
+            if not isinstance(value, Mapping) or not value:
+                raise InvalidInput(f"$not at '{path}' needs operators, like {{\"$gt\": 5}}", field=path)
+            conds.append(not_(_operators(field, value, depth + 1)))
+        else:
+            raise InvalidInput(f"unknown operator '{op}' at '{path}'", field=path)
+    return and_(*conds)
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"$date"}
+
+
+def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnElement[bool]:
+    """The condition of a MongoDB-style ``filter`` whose field paths ``resolve`` looks up."""
+    if not isinstance(filter, Mapping):
+        raise InvalidInput(f"a filter must be an object, not {_describe(filter)}")
+    if depth > _MAX_DEPTH:
+        raise InvalidInput("the filter is nested too deeply")
+    conds: list[ColumnElement[bool]] = []
+    for key, spec in filter.items():
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(spec, list) or not spec:
+                raise InvalidInput(f"{key} needs a non-empty list of filters")
+            parts = [compile_where(part, resolve, depth + 1) for part in spec]
+            if key == "$and":
+                conds.append(and_(*parts))
+            else:
+                either = or_(*parts)
+                conds.append(either if key == "$or" else not_(either))
+        elif key == "$comment":
+            continue
+        elif isinstance(key, str) and key.startswith("$"):
+            raise InvalidInput(f"unknown operator '{key}'")
+        else:
+            conds.append(_operators(resolve(check_path(key)), spec, depth + 1))
+    return and_(true(), *conds)
+
+
+def compile_filter(filter: Mapping[str, Any]) -> ColumnElement[bool]:
+    """The SQL condition over ``tables.generations`` of a MongoDB-style filter on generation records.
+
+    Raises InvalidInput, naming the operator or field, for an unknown operator, a malformed field
+    path or a value of the wrong type (a string for a number, a bad date, a non-list for ``$in``).
+    """
+    return compile_where(filter, lambda path: doc_field(t.generations, path))
+
+
+def order_by(spec: Any, resolve: Resolver) -> list[ColumnElement[Any]]:
+    """ORDER BY terms of a MongoDB-style sort ``{path: 1 | -1, ...}``; missing values sort as smallest."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise InvalidInput("a sort must be a non-empty object of {field: 1 or -1}")
+    terms: list[ColumnElement[Any]] = []
+    for path, direction in spec.items():
+        if direction not in (1, -1) or isinstance(direction, bool):
+            raise InvalidInput(f"sort direction of '{path}' must be 1 or -1", field=str(path))
+        field = resolve(check_path(path))
+        # A JSON path sorts missing < numbers < strings, as MongoDB does, on both databases: first by
+        # its string value (NULL for anything else), then by its number value.
+        exprs = [field._typed("")[1], field.number()] if isinstance(field, JsonField) else [field.value()[0]]
+        for expr in exprs:
+            if isinstance(field, ColumnField) and not field.nullable:
+                terms.append(expr.desc() if direction == -1 else expr.asc())
+            else:
+                terms.append(expr.desc().nulls_last() if direction == -1 else expr.asc().nulls_first())
+    return terms
