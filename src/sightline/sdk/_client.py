@@ -1,0 +1,272 @@
+"""``sightline.Client`` and ``sightline.AsyncClient``: the openai clients, recording every generation.
+
+They subclass ``openai.OpenAI`` / ``openai.AsyncOpenAI`` and replace only the ``chat.completions``,
+``completions`` and ``embeddings`` resources by subclasses whose ``create`` also takes
+``sightline=CallParams(...)``. What ``create`` returns is what openai returns (a stream is an
+``openai.Stream`` subclass passing the same chunks through).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cached_property
+from typing import Any, Literal, Self
+
+import openai
+from openai.resources.chat import AsyncChat, Chat
+from openai.resources.chat.completions import AsyncCompletions as AsyncChatCompletions
+from openai.resources.chat.completions import Completions as ChatCompletions
+from openai.resources.completions import AsyncCompletions, Completions
+from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+
+from sightline.sdk._config import SightlineConfig
+from sightline.sdk._feedback import send_feedback
+from sightline.sdk._guard import report_internal_error
+from sightline.sdk._params import CallParams, InvalidParams
+from sightline.sdk._record import CHAT, COMPLETION, EMBEDDING, Call, Recorder, RunLike
+
+__all__ = ["AsyncClient", "Client"]
+
+SightlineArg = CallParams | Mapping[str, Any] | None
+_warned = threading.Event()
+
+
+def _recorder(config: SightlineConfig | None, base_url: str) -> Recorder:
+    resolved = (config or SightlineConfig()).resolved()
+    if resolved.enabled and not resolved.api_key and not _warned.is_set():
+        _warned.set()
+        warnings.warn(
+            "sightline: no API key (SightlineConfig(api_key=...) or SIGHTLINE_API_KEY), so this client "
+            "works as the plain openai client and records nothing",
+            stacklevel=4,
+        )
+    return Recorder(resolved, base_url)
+
+
+def _begin(recorder: Recorder, kind: str, kwargs: dict[str, Any], sightline: SightlineArg) -> Call | None:
+    try:
+        return recorder.begin(kind, kwargs, sightline)
+    except InvalidParams:
+        raise
+    except Exception as bug:
+        report_internal_error("preparing a call", bug)
+        return None
+
+
+def _call(
+    recorder: Recorder, kind: str, create: Callable[..., Any], kwargs: dict[str, Any], sightline: SightlineArg
+) -> Any:
+    call = _begin(recorder, kind, kwargs, sightline)
+    if call is None:
+        return create(**kwargs)
+    try:
+        result = create(**kwargs)
+    except BaseException as exc:
+        call.failed(exc)
+        raise
+    return call.succeeded(result)
+
+
+async def _acall(
+    recorder: Recorder,
+    kind: str,
+    create: Callable[..., Awaitable[Any]],
+    kwargs: dict[str, Any],
+    sightline: SightlineArg,
+) -> Any:
+    call = _begin(recorder, kind, kwargs, sightline)
+    if call is None:
+        return await create(**kwargs)
+    try:
+        result = await create(**kwargs)
+    except BaseException as exc:
+        call.failed(exc)
+        raise
+    return call.succeeded(result)
+
+
+class _ChatCompletions(ChatCompletions):
+    def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return _call(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _Completions(Completions):
+    def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return _call(self._client._sightline, COMPLETION, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _Embeddings(Embeddings):
+    def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``embeddings.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return _call(self._client._sightline, EMBEDDING, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _Chat(Chat):
+    @cached_property
+    def completions(self) -> _ChatCompletions:
+        return _ChatCompletions(self._client)
+
+
+class _AsyncChatCompletions(AsyncChatCompletions):
+    async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return await _acall(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _AsyncCompletions(AsyncCompletions):
+    async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return await _acall(self._client._sightline, COMPLETION, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _AsyncEmbeddings(AsyncEmbeddings):
+    async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+        """``openai``'s ``embeddings.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
+        return await _acall(self._client._sightline, EMBEDDING, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+
+class _AsyncChat(AsyncChat):
+    @cached_property
+    def completions(self) -> _AsyncChatCompletions:
+        return _AsyncChatCompletions(self._client)
+
+
+class _FeedbackMixin:
+    _sightline: Recorder
+
+    def send_feedback(
+        self,
+        feedback_key: str | None = None,
+        *,
+        generation_id: str | None = None,
+        rating: float | None = None,
+        thumbs: Literal["up", "down"] | None = None,
+        comment: str | None = None,
+        better_response: str | None = None,
+        categories: list[str] | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Queue feedback on a generation, named by its feedback key (or its id).
+
+        ``rating`` is a score from 0 to 1. Validated now (:class:`ValueError` when malformed), sent in
+        the background; it never blocks and is safe to call from async code.
+        """
+        send_feedback(
+            self._sightline,
+            feedback_key=feedback_key,
+            generation_id=generation_id,
+            rating=rating,
+            thumbs=thumbs,
+            comment=comment,
+            better_response=better_response,
+            categories=categories,
+            user_id=user_id,
+        )
+
+
+class Client(_FeedbackMixin, openai.OpenAI):
+    """``openai.OpenAI`` that records every chat, completion and embedding call in Sightline.
+
+    Takes openai's arguments unchanged plus ``sightline=SightlineConfig(...)``; without it the
+    configuration comes from ``SIGHTLINE_API_KEY`` / ``SIGHTLINE_SERVER_URL``.
+    """
+
+    def __init__(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
+
+    @cached_property
+    def chat(self) -> _Chat:
+        return _Chat(self)
+
+    @cached_property
+    def completions(self) -> _Completions:
+        return _Completions(self)
+
+    @cached_property
+    def embeddings(self) -> _Embeddings:
+        return _Embeddings(self)
+
+    @property
+    def sightline_config(self) -> SightlineConfig:
+        """The resolved Sightline configuration of this client."""
+        return self._sightline.config
+
+    def copy(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        _extra_kwargs: Mapping[str, Any] = {},
+        **kwargs: Any,
+    ) -> Self:
+        """openai's ``copy``/``with_options``, keeping this client's Sightline configuration."""
+        recorder = _sightline_recorder or (None if sightline is not None else self._sightline)
+        extra = {"sightline": sightline, "_sightline_recorder": recorder, **_extra_kwargs}
+        return super().copy(_extra_kwargs=extra, **kwargs)
+
+    with_options = copy
+
+    def _sightline_bind(self, run: RunLike) -> Self:
+        """A copy of this client whose calls are steps of ``run``."""
+        return self.copy(_sightline_recorder=self._sightline.bound(run, str(self.base_url)))
+
+
+class AsyncClient(_FeedbackMixin, openai.AsyncOpenAI):
+    """``openai.AsyncOpenAI`` that records every chat, completion and embedding call in Sightline."""
+
+    def __init__(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
+
+    @cached_property
+    def chat(self) -> _AsyncChat:
+        return _AsyncChat(self)
+
+    @cached_property
+    def completions(self) -> _AsyncCompletions:
+        return _AsyncCompletions(self)
+
+    @cached_property
+    def embeddings(self) -> _AsyncEmbeddings:
+        return _AsyncEmbeddings(self)
+
+    @property
+    def sightline_config(self) -> SightlineConfig:
+        """The resolved Sightline configuration of this client."""
+        return self._sightline.config
+
+    def copy(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        _extra_kwargs: Mapping[str, Any] = {},
+        **kwargs: Any,
+    ) -> Self:
+        """openai's ``copy``/``with_options``, keeping this client's Sightline configuration."""
+        recorder = _sightline_recorder or (None if sightline is not None else self._sightline)
+        extra = {"sightline": sightline, "_sightline_recorder": recorder, **_extra_kwargs}
+        return super().copy(_extra_kwargs=extra, **kwargs)
+
+    with_options = copy
+
+    def _sightline_bind(self, run: RunLike) -> Self:
+        """A copy of this client whose calls are steps of ``run``."""
+        return self.copy(_sightline_recorder=self._sightline.bound(run, str(self.base_url)))
