@@ -143,14 +143,12 @@ def metadata_value_text(value: Any) -> str:
 Metadata = Annotated[dict[str, Any], BeforeValidator(normalize_metadata)]
 
 
-def _uuid_text(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        raise ValueError(f"'{value}' is not a UUID") from None
-
-
-UUIDText = Annotated[str, AfterValidator(_uuid_text)]
+# Checked by pydantic's own (Rust) pattern matching: ingest validates tens of thousands a second.
+UUIDText = Annotated[
+    str,
+    Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+    AfterValidator(str.lower),
+]
 IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID)]
 UTCDateTime = Annotated[datetime, AfterValidator(utc)]
 
@@ -331,10 +329,25 @@ class Run(Wire):
     steps: list[RunStep] | None = None
 
 
-class IngestItem(Wire):
-    type: Literal["generation", "run", "feedback"]
-    body: dict[str, Any]
+class GenerationItem(Wire):
+    type: Literal["generation"]
+    body: Generation
+
+
+class RunItem(Wire):
+    type: Literal["run"]
+    body: Run
+
+
+class FeedbackItem(Wire):
+    type: Literal["feedback"]
+    body: Feedback
+
+
+IngestItem = Annotated[GenerationItem | RunItem | FeedbackItem, Field(discriminator="type")]
 
 
 class IngestBatch(Wire):
+    """The body of ``POST /api/ingest``: validated in one pass when every item is valid."""
+
     batch: list[IngestItem] = Field(max_length=10_000)

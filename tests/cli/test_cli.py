@@ -92,8 +92,13 @@ def test_a_real_server_ingests_and_exports(server: ServerProcess, tmp_path: Path
 
     backup = tmp_path / "backup.jsonl.gz"
     assert server.cli("backup", str(backup)).returncode == 0
-    tables = {orjson.loads(x)["table"] for x in gzip.open(backup).read().splitlines()}
+    with gzip.open(backup) as f:
+        tables = {orjson.loads(x)["table"] for x in f.read().splitlines()}
     assert {"generations", "api_keys", "projects"} <= tables
     restored = tmp_path / "restored.db"
     r2 = run("restore", str(backup), database_url=f"sqlite:///{restored}")
     assert r2.returncode == 0, r2.stderr
+    copy = tmp_path / "copy.jsonl"
+    again = run("export", "--project", "demo", "--output", str(copy), database_url=f"sqlite:///{restored}")
+    assert again.returncode == 0, again.stderr
+    assert copy.read_bytes().count(b"\n") == 50

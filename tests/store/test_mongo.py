@@ -285,7 +285,8 @@ def test_find_is_scoped_to_project_and_environment(engine: Engine) -> None:
 
 def test_find_returns_the_stored_records(engine: Engine) -> None:
     with engine.connect() as conn:
-        [body] = find(conn, PROJECT, {"id": gid(1)})
+        [row] = find(conn, PROJECT, {"id": gid(1)})
+    body = row["body"]
     assert body["model"] == {"id": "gpt-4", "provider": "openai"}
     assert body["usage"]["totalTokens"] == 150
     assert body["metadata"]["plan"] == {"type": "string", "value": "pro"}

@@ -40,7 +40,10 @@ def dump(engine: Engine, file: Path) -> int:
         for table in _ORDER:
             result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(select(table))
             for row in result:
-                out.write(orjson.dumps({"table": table.name, "row": dict(row._mapping)}) + b"\n")
+                out.write(
+                    orjson.dumps({"table": table.name, "row": row._asdict()}, option=orjson.OPT_NON_STR_KEYS)
+                    + b"\n"
+                )
                 count += 1
     return count
 

@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+import orjson
+from sqlalchemy import JSON, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["advance_sequences", "insert_ignore", "upsert"]
+__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "upsert"]
+
+
+class RawJson(str):
+    """JSON already serialised (e.g. by pydantic in Rust): stored as it is, not encoded again."""
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of a value for a JSON column (the engine's serializer, and the fast path below)."""
+    if isinstance(value, RawJson):
+        return str(value)
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# (dialect, table, columns) -> (SQL text, parameter order for positional paramstyles)
+_compiled: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -16,9 +32,30 @@ def _insert(conn: Connection, table: Table) -> Any:
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows``, silently skipping any whose primary key is already there."""
-    if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+    """Insert ``rows`` (all with the same keys), silently skipping any whose primary key is there.
+
+    This is the ingest hot path: the statement is compiled once per table and column set, and the
+    rows go to the driver's executemany as they are (JSON columns serialised here), skipping
+    SQLAlchemy's per-row parameter processing, which cost more than SQLite's own work.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    key = (conn.dialect.name, table.name, columns)
+    hit = _compiled.get(key)
+    if hit is None:
+        stmt = _insert(conn, table).on_conflict_do_nothing().values({c: bindparam(c) for c in columns})
+        compiled = stmt.compile(dialect=conn.dialect)
+        hit = _compiled[key] = (
+            str(compiled),
+            tuple(compiled.positiontup or ()) if compiled.positional else None,
+        )
+    sql, order = hit
+    json_columns = [c for c in columns if isinstance(table.c[c].type, JSON)]
+    if json_columns:
+        rows = [{**row, **{c: json_text(row[c]) for c in json_columns}} for row in rows]
+    params: Any = [tuple(row[c] for c in order) for row in rows] if order is not None else list(rows)
+    conn.exec_driver_sql(sql, params)
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select
 
 from ..errors import InvalidInput
 from . import tables as t
@@ -37,12 +37,19 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def find(conn: Connection, project_id: int, filter: Mapping[str, Any] | None = None,
-         sort: Mapping[str, Any] | None = None, limit: int = DEFAULT_LIMIT, skip: int = 0, *,
-         environment: str | None = None) -> list[dict[str, Any]]:
+def find(
+    conn: Connection,
+    project_id: int,
+    filter: Mapping[str, Any] | None = None,
+    sort: Mapping[str, Any] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    skip: int = 0,
+    *,
+    environment: str | None = None,
+) -> list[RowMapping]:
     """The records of one project matching ``filter``, in ``sort`` order (default: newest first).
 
-    Returns each record's stored JSON body (it carries its ``id``; the latest feedback is not in it).
+    Returns the ``generations`` rows; ``generations.to_wire`` turns them into records as the API shows them.
     ``limit`` is 1 to 1000; ``skip`` records are passed over first.
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
@@ -54,10 +61,10 @@ def find(conn: Connection, project_id: int, filter: Mapping[str, Any] | None = N
     def resolve(path: str) -> Field:
         return doc_field(gens, path)
 
-    stmt = select(gens.c.body).where(gens.c.project_id == project_id, compile_where(filter or {}, resolve))
+    stmt = select(gens).where(gens.c.project_id == project_id, compile_where(filter or {}, resolve))
     if environment is not None:
         stmt = stmt.where(gens.c.environment == environment)
     stmt = stmt.order_by(*order_by(sort or {"timestamp": -1}, resolve)).limit(limit)
     if skip:
         stmt = stmt.offset(skip)
-    return [row.body for row in conn.execute(stmt)]
+    return [row._mapping for row in conn.execute(stmt)]

@@ -1,19 +1,21 @@
 """Prices of model calls, from the ``genai-prices`` library.
 
-Looking a model up in genai-prices and doing its Decimal arithmetic costs ~50 µs a call, too much
-at tens of thousands of generations a second. So each (model, provider) is looked up once; for the
-usual flat per-token prices the per-token rates are kept as floats, and only models with tiered or
-otherwise non-linear prices go through the library for every call.
+Looking a model up in genai-prices and doing its Decimal arithmetic costs 50-150 µs a call, too
+much at tens of thousands of generations a second. Within one price tier a call's cost is linear in
+its token counts (genai-prices uses "cliff" tiers: the input token count picks one rate for all
+tokens), so the per-token rates of each (model, provider, tier) are asked of the library once and
+kept as floats; every call after that is three multiplications.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from genai_prices import Usage, calc_price
+from genai_prices.types import TieredPrices
 
 __all__ = ["price"]
 
@@ -25,14 +27,43 @@ class _Rates:
     input: float
     output: float
     cache_read: float | None
-    model_price: Any  # genai_prices ModelPrice, for prices that are not flat
 
 
-_cache: dict[tuple[str, str | None], _Rates | None] = {}
+@dataclass(slots=True)
+class _Model:
+    """One (model, provider) as genai-prices knows it: its tier thresholds and the rates found so far."""
+
+    model: str
+    provider: str | None
+    thresholds: list[int]  # input-token counts past which a dearer tier applies
+    has_cache_price: bool
+    tiers: dict[int, _Rates]
+
+    def total(self, **usage: int) -> float:
+        calc = calc_price(Usage(**usage), model_ref=self.model, provider_id=self.provider)  # type: ignore[arg-type]
+        return float(calc.total_price)
+
+    def rates(self, tier: int) -> _Rates:
+        found = self.tiers.get(tier)
+        if found is None:
+            # A representative input size inside this tier (cliff tiers: "more than start").
+            tokens = self.thresholds[tier - 1] + 1 if tier else 1000
+            base = self.total(input_tokens=tokens)
+            output = (self.total(input_tokens=tokens, output_tokens=_MTOK) - base) / _MTOK
+            cache = (
+                self.total(input_tokens=tokens, cache_read_tokens=tokens) / tokens
+                if self.has_cache_price
+                else None
+            )
+            found = self.tiers[tier] = _Rates(base / tokens, output, cache)
+        return found
+
+
+_models: dict[tuple[str, str | None], _Model | None] = {}
 _lock = threading.Lock()
 
 
-def _lookup(model: str, provider: str | None) -> _Rates | None:
+def _lookup(model: str, provider: str | None) -> _Model | None:
     try:
         calc = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider)
     except LookupError:
@@ -41,13 +72,9 @@ def _lookup(model: str, provider: str | None) -> _Rates | None:
         # An unknown provider name ("azure-eu", "my-proxy"): the model alone may still be known.
         return _lookup(model, None)
     mp = calc.model_price
-    flat = all(
-        isinstance(getattr(mp, f), Decimal | None) for f in ("input_mtok", "output_mtok", "cache_read_mtok")
-    )
-    if not flat:
-        return _Rates(0.0, 0.0, None, mp)
-    cache_read = float(mp.cache_read_mtok) / _MTOK if mp.cache_read_mtok is not None else None
-    return _Rates(float(mp.input_mtok or 0) / _MTOK, float(mp.output_mtok or 0) / _MTOK, cache_read, None)
+    prices: list[Any] = [getattr(mp, name, None) for name in ("input_mtok", "output_mtok", "cache_read_mtok")]
+    thresholds = sorted({tier.start for p in prices if isinstance(p, TieredPrices) for tier in p.tiers})
+    return _Model(model, calc.provider.id, thresholds, prices[2] is not None, {})
 
 
 def price(
@@ -59,20 +86,17 @@ def price(
 ) -> float | None:
     """The cost in USD of a call, or ``None`` when genai-prices does not know the model."""
     key = (model, provider)
-    rates = _cache.get(key, _Rates)  # sentinel: the class itself means "not looked up"
-    if rates is _Rates:
+    if key not in _models:
         with _lock:
-            rates = _cache[key] = _lookup(model, provider)
-    if rates is None:
+            _models[key] = _lookup(model, provider)
+    known = _models[key]
+    if known is None:
         return None
-    assert isinstance(rates, _Rates)
-    cached = cached_tokens or 0
-    if rates.model_price is not None:
-        usage = Usage(
-            input_tokens=prompt_tokens, output_tokens=completion_tokens, cache_read_tokens=cached or None
-        )
-        return float(rates.model_price.calc_price(usage)["total_price"])
-    if rates.cache_read is None:
-        cached = 0
+    tier = bisect_left(known.thresholds, prompt_tokens)
+    rates = known.tiers.get(tier)
+    if rates is None:
+        with _lock:
+            rates = known.rates(tier)
+    cached = (cached_tokens or 0) if rates.cache_read is not None else 0
     uncached = max(prompt_tokens - cached, 0)
     return uncached * rates.input + cached * (rates.cache_read or 0.0) + completion_tokens * rates.output

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 
 from ..schema import Feedback, Generation, Run, metadata_value_text
+from .dialect import RawJson
 from .pricing import price
 
 __all__ = [
@@ -51,10 +51,9 @@ def iso(value: int) -> str:
     return from_us(value).isoformat().replace("+00:00", "Z")
 
 
-def template_version(template: dict[str, Any]) -> str:
-    """A short hash of a template's content (its chat messages or text, not its parameters)."""
-    content = {"chat": template.get("chat"), "text": template.get("text")}
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+def template_version(content_json: str) -> str:
+    """A short hash of a template's content (its chat messages or text as JSON, not its parameters)."""
+    return hashlib.sha256(content_json.encode()).hexdigest()[:12]
 
 
 def metadata_rows(
@@ -88,37 +87,41 @@ def metadata_rows(
 
 
 def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The ``generations`` row of a record (priced when it came without a cost), and its prompt version."""
-    body = gen.wire()
-    body.pop("feedback", None)
+    """The ``generations`` row of a record (priced when it came without a cost), and its prompt version.
+
+    The record is completed in place (cost, template version) and serialised once, by pydantic,
+    into the row's ``body``; feedback is stored apart and left out.
+    """
+    # Fields are completed through __dict__: pydantic's validating __setattr__ costs more than the
+    # rest of this function, and these values are ours, already of the right type.
     usage, perf = gen.usage, gen.performance
-    cost = usage.cost
-    if cost is None and not gen.cache_hit:
-        cost = price(
-            gen.model.id,
-            gen.model.provider,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.cached_tokens,
+    if usage.cost is None:
+        cost = (
+            0.0
+            if gen.cache_hit
+            else price(
+                gen.model.id,
+                gen.model.provider,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+            )
         )
-        if cost is not None:
-            body["usage"]["cost"] = cost
-            body["usage"].setdefault("currency", "USD")
-    elif gen.cache_hit and cost is None:
-        cost = 0.0
-        body["usage"]["cost"] = 0.0
-    prompt = None
-    template = body.get("template")
-    if template is not None and (template.get("chat") is not None or template.get("text") is not None):
-        template.setdefault("version", template_version(template))
-        if template.get("name"):
-            content = {k: template[k] for k in ("chat", "text") if k in template}
+        usage.__dict__["cost"] = cost
+    if usage.cost is not None and usage.currency is None:
+        usage.__dict__["currency"] = "USD"
+    template, prompt = gen.template, None
+    if template is not None and (template.chat is not None or template.text is not None):
+        content = template.model_dump_json(by_alias=True, exclude_none=True, include={"chat", "text"})
+        if template.version is None:
+            template.__dict__["version"] = template_version(content)
+        if template.name:
             prompt = {
                 "project_id": scope.project_id,
-                "name": template["name"],
-                "version": template["version"],
+                "name": template.name,
+                "version": template.version,
                 "created_us": to_us(gen.timestamp),
-                "body": content,
+                "body": RawJson(content),
             }
     meta = gen.metadata
     row = {
@@ -133,8 +136,8 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
         "run_id": gen.run_id,
         "chat_id": gen.chat_id,
         "step_index": gen.step_index,
-        "template_name": template.get("name") if template else None,
-        "template_version": template.get("version") if template else None,
+        "template_name": template.name if template else None,
+        "template_version": template.version if template else None,
         "status": gen.status,
         "error_type": gen.error.type if gen.error else None,
         "cache_hit": gen.cache_hit,
@@ -142,14 +145,14 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens or 0,
-        "cost": cost,
+        "cost": usage.cost,
         "cost_saved": usage.cost_saved,
         "latency_ms": perf.latency,
         "ttft_ms": perf.time_to_first_token,
         "feedback_rating": None,
         "feedback_score": None,
         "feedback_thumbs": None,
-        "body": body,
+        "body": RawJson(gen.model_dump_json(by_alias=True, exclude_none=True, exclude={"feedback"})),
     }
     return row, prompt
 

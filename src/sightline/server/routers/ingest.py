@@ -10,15 +10,16 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from ...errors import InvalidInput, SightlineError
-from ...schema import Feedback, Generation, Run
+from ...schema import Feedback, Generation, IngestBatch, Run
 from ...store.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
 from ...store.writer import WriteOp
 from ..auth import ApiKeyDep
-from ..body import read_json
+from ..body import read_raw
 from ..errors import validation_message
 from ..responses import JSON
 
@@ -39,6 +40,53 @@ def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(message, field=field)
 
 
+def _parse_error(exc: ValidationError) -> InvalidInput | None:
+    """The error for a body that is not JSON at all (pydantic's parse step), if that is what failed."""
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return InvalidInput(f"body is not valid JSON: {err.get('msg', '')}".rstrip(": "))
+    return None
+
+
+def _items_one_by_one(raw: bytes) -> list[tuple[int, str, Any]]:
+    """Each item of a batch validated on its own: the model, or the error that names what is wrong."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
+    batch = payload.get("batch") if isinstance(payload, dict) else None
+    if not isinstance(batch, list):
+        raise InvalidInput("batch: expected a list of {type, body} items", field="batch")
+    if len(batch) > _MAX_BATCH:
+        raise InvalidInput(f"batch: at most {_MAX_BATCH} items per request, got {len(batch)}", field="batch")
+    items: list[tuple[int, str, Any]] = []
+    for i, item in enumerate(batch):
+        kind = item.get("type") if isinstance(item, dict) else None
+        body = item.get("body") if isinstance(item, dict) else None
+        try:
+            if kind not in _MODELS:
+                raise InvalidInput(
+                    f"batch[{i}].type: expected generation, run or feedback, got {kind!r}",
+                    field=f"batch[{i}].type",
+                )
+            if not isinstance(body, dict):
+                raise InvalidInput(f"batch[{i}].body: expected an object", field=f"batch[{i}].body")
+            try:
+                items.append((i, kind, _MODELS[kind].model_validate(body)))
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+        except SightlineError as exc:
+            items.append((i, str(kind), exc))
+    return items
+
+
+_MODELS: dict[str, type[Generation] | type[Run] | type[Feedback]] = {
+    "generation": Generation,
+    "run": Run,
+    "feedback": Feedback,
+}
+
+
 @router.post("/api/ingest", summary="Ingest a batch of generations, runs and feedback")
 async def ingest(request: Request, key: ApiKeyDep) -> JSON:
     """Body: ``{"batch": [{"type": "generation"|"run"|"feedback", "body": {...}}]}``.
@@ -47,51 +95,40 @@ async def ingest(request: Request, key: ApiKeyDep) -> JSON:
     waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
     """
     started = time.perf_counter()
-    payload = await read_json(request)
-    batch = payload.get("batch")
-    if not isinstance(batch, list):
-        raise InvalidInput("batch: expected a list of {type, body} items", field="batch")
-    if len(batch) > _MAX_BATCH:
-        raise InvalidInput(f"batch: at most {_MAX_BATCH} items per request, got {len(batch)}", field="batch")
-    results: list[dict[str, Any]] = [{"index": i} for i in range(len(batch))]
+    raw = await read_raw(request)
+    if not raw.strip():
+        raise InvalidInput("request body is empty; expected JSON")
+    try:
+        # The usual case, every item valid: one pass of pydantic's parser over the whole body.
+        items: list[tuple[int, str, Any]] = [
+            (i, item.type, item.body) for i, item in enumerate(IngestBatch.model_validate_json(raw).batch)
+        ]
+    except ValidationError:
+        items = _items_one_by_one(raw)
+    results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
     scope = key.scope
     gens, gen_indexes = [], []
     ops: list[tuple[list[int], WriteOp]] = []
     metrics = request.app.state.metrics
-    for i, item in enumerate(batch):
-        kind = item.get("type") if isinstance(item, dict) else None
-        body = item.get("body") if isinstance(item, dict) else None
+    for i, kind, value in items:
         try:
-            if kind not in ("generation", "run", "feedback"):
-                raise InvalidInput(
-                    f"batch[{i}].type: expected generation, run or feedback, got {kind!r}",
-                    field=f"batch[{i}].type",
-                )
-            if not isinstance(body, dict):
-                raise InvalidInput(f"batch[{i}].body: expected an object", field=f"batch[{i}].body")
-            try:
-                if kind == "generation":
-                    gen = Generation.model_validate(body)
-                    gens.append(prepare_generation(gen, scope))
-                    gen_indexes.append(i)
-                    results[i]["id"] = gen.id
-                elif kind == "run":
-                    run = Run.model_validate(body)
-                    ops.append(([i], UpsertRun(scope, run)))
-                    results[i]["id"] = run.id
-                else:
-                    fb = Feedback.model_validate(body)
-                    if fb.generation_id is None:
-                        raise InvalidInput("generationId: required for feedback", field="generationId")
-                    ops.append(([i], AddFeedback(scope, fb.generation_id, fb)))
-                    results[i]["id"] = fb.generation_id
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            if isinstance(value, SightlineError):
+                raise value
+            if isinstance(value, Generation):
+                gens.append(prepare_generation(value, scope))
+                gen_indexes.append(i)
+                results[i]["id"] = value.id
+            elif isinstance(value, Run):
+                ops.append(([i], UpsertRun(scope, value)))
+                results[i]["id"] = value.id
+            else:
+                if value.generation_id is None:
+                    raise InvalidInput("generationId: required for feedback", field="generationId")
+                ops.append(([i], AddFeedback(scope, value.generation_id, value)))
+                results[i]["id"] = value.generation_id
         except SightlineError as exc:
             results[i].update(status=exc.status_code, error=_error(exc))
-            metrics.ingest_items.labels(
-                kind if kind in ("generation", "run", "feedback") else "unknown", "refused"
-            ).inc()
+            metrics.ingest_items.labels(kind if kind in _MODELS else "unknown", "refused").inc()
     if gens:
         ops.insert(0, (gen_indexes, InsertGenerations(scope, gens)))
     writer = request.app.state.db.writer
@@ -116,11 +153,13 @@ async def ingest(request: Request, key: ApiKeyDep) -> JSON:
 async def create_generation(request: Request, key: ApiKeyDep) -> JSON:
     """Body: one Generation. 201 ``{"id"}`` once committed; 200 when that id was already recorded."""
     started = time.perf_counter()
-    body = await read_json(request)
+    raw = await read_raw(request)
+    if not raw.strip():
+        raise InvalidInput("request body is empty; expected JSON")
     try:
-        gen = Generation.model_validate(body)
+        gen = Generation.model_validate_json(raw)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise _parse_error(exc) or _invalid(exc) from None
     op = InsertGenerations(key.scope, [prepare_generation(gen, key.scope)])
     (created,) = await request.app.state.db.writer.write(op)
     metrics = request.app.state.metrics

@@ -1,0 +1,209 @@
+"""Turning pages into responses: the Jinja2 environment, its filters, security headers, error pages.
+
+Templates autoescape everything; no template marks user-supplied text safe. Values for charts
+travel as JSON in ``<script type="application/json">`` (``|tojson`` escapes ``<``, ``>`` and ``&``),
+read by the page's own script: the Content-Security-Policy allows no inline script at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ...errors import AuthenticationError, SightlineError
+from .session import load_session, save_session
+
+__all__ = [
+    "STATIC_DIR",
+    "error_page",
+    "local_path",
+    "page",
+    "redirect",
+    "safe_link",
+    "url_with",
+]
+
+_SERVER = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = _SERVER / "templates"
+STATIC_DIR = _SERVER / "static"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _time(value: int | str | None, seconds: bool = True) -> str:
+    """A time as ``2026-11-20 10:00:00`` (UTC): microseconds or ISO 8601 text."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        moment = datetime.fromtimestamp(value / 1_000_000, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _iso(value: int | str | None) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return datetime.fromtimestamp(value / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _cost(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    if value >= 100:
+        return f"${value:,.0f}"
+    if value >= 1:
+        return f"${value:,.2f}"
+    digits = max(2, 2 - int(math.floor(math.log10(abs(value)))) + 1)
+    return f"${value:.{min(digits, 8)}f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} s"
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    return f"{value:.0f} ms"
+
+
+def _num(value: float | int | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def safe_link(url: Any) -> str | None:
+    """``url`` when it is safe to put in an ``href`` (http, https, mailto), else ``None``.
+
+    A ``javascript:`` or ``data:`` address from a record's metadata must never become a link.
+    """
+    if not isinstance(url, str):
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https", "mailto") else None
+
+
+def local_path(target: str | None, default: str = "/generations") -> str:
+    """``target`` when it is a path on this site (no open redirect to another host), else ``default``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def url_with(base: str, params: Mapping[str, Any], **changes: Any) -> str:
+    """``base`` with ``params`` as its query, after ``changes`` (``None`` removes a parameter)."""
+    merged = {k: v for k, v in params.items() if v is not None and v != ""}
+    for name, value in changes.items():
+        key = name.replace("__", ".")
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    query = urlencode(merged)
+    return f"{base}?{query}" if query else base
+
+
+@lru_cache(maxsize=256)
+def _static_version(path: str) -> str:
+    try:
+        return str(int((STATIC_DIR / path).stat().st_mtime))
+    except OSError:
+        return "0"
+
+
+def static_url(path: str) -> str:
+    """The address of a static file, with its modification time so browsers fetch changes."""
+    return f"/static/{path}?v={_static_version(path)}"
+
+
+def vendor_present(path: str) -> bool:
+    """Whether ``scripts/assets`` has copied the npm package file ``static/vendor/<path>`` in."""
+    return (STATIC_DIR / "vendor" / path).is_file()
+
+
+def _build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(["html"], default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(time=_time, iso=_iso, cost=_cost, ms=_ms, num=_num, pct=_pct)
+    env.globals.update(
+        url_with=url_with, safe_link=safe_link, static_url=static_url, vendor_present=vendor_present
+    )
+    return env
+
+
+templates = _build_environment()
+
+
+def _respond(request: Request, response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    save_session(request, response)
+    return response
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """Render ``template`` with ``context`` (plus ``request`` and the session's one-time message)."""
+    session = load_session(request)
+    context.setdefault("flash", session.take_flash())
+    context.setdefault("csrf", session.csrf)
+    html = templates.get_template(template).render(request=request, **context)
+    return _respond(request, HTMLResponse(html, status_code=status_code))
+
+
+def redirect(request: Request, url: str, status_code: int = 303) -> Response:
+    """A redirect (303: the browser follows with GET) that also carries the session."""
+    return _respond(request, RedirectResponse(url, status_code=status_code))
+
+
+def error_page(request: Request, exc: SightlineError) -> Response:
+    """How the dashboard shows an error: to the login page when not logged in, else an HTML page."""
+    if isinstance(exc, AuthenticationError):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(request, url_with("/login", {"next": target}))
+    view = getattr(request.state, "view", None)
+    titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+    return page(
+        request,
+        "error.html",
+        status_code=exc.status_code,
+        view=view,
+        title=titles.get(exc.status_code, "Something went wrong"),
+        message=exc.message,
+        status=exc.status_code,
+    )

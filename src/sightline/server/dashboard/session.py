@@ -1,0 +1,124 @@
+"""The dashboard session: a signed cookie, and the CSRF token every form carries.
+
+The cookie holds a small JSON object signed with ``settings.secret_key`` (itsdangerous): the user
+id, the session's CSRF token, and the project and environment being looked at. It is HttpOnly
+(no script reads it), SameSite=Lax (other sites' forms do not send it) and Secure over HTTPS.
+It can be read but not forged or altered; it holds nothing secret. A session ends after
+``MAX_AGE`` seconds without a change, at logout, or when its user is disabled or removed.
+
+Every POST form carries the session's CSRF token in a hidden ``csrf`` field, compared in constant
+time (:func:`check_csrf`). The login form has one too (an anonymous session is made to hold it),
+and logging in rotates it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...errors import PermissionDenied
+
+__all__ = ["COOKIE", "MAX_AGE", "Session", "check_csrf", "load_session", "save_session"]
+
+COOKIE = "sightline_session"
+MAX_AGE = 7 * 24 * 3600
+_SALT = "sightline.dashboard.session"
+
+
+@dataclass
+class Session:
+    """What the cookie holds. ``changed`` marks that the response must send it again."""
+
+    user_id: int | None = None
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    project_id: int | None = None
+    environment: str | None = None
+    flash: tuple[str, str] | None = None
+    changed: bool = False
+
+    def update(self, **values: Any) -> None:
+        for name, value in values.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+                self.changed = True
+
+    def log_in(self, user_id: int) -> None:
+        """Start a fresh session for ``user_id`` (a new CSRF token: no fixation of the old one)."""
+        self.update(user_id=user_id, csrf=secrets.token_urlsafe(24))
+
+    def log_out(self) -> None:
+        self.update(user_id=None, csrf=secrets.token_urlsafe(24), project_id=None, environment=None)
+
+    def say(self, kind: str, message: str) -> None:
+        """A message for the next page shown (after a redirect): ``kind`` is ``ok`` or ``error``."""
+        self.update(flash=(kind, message))
+
+    def take_flash(self) -> tuple[str, str] | None:
+        message = self.flash
+        if message is not None:
+            self.update(flash=None)
+        return message
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=_SALT)
+
+
+def load_session(request: Request) -> Session:
+    """The request's session (cached on the request), or a new anonymous one."""
+    cached = getattr(request.state, "session", None)
+    if isinstance(cached, Session):
+        return cached
+    session = Session(changed=True)
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            data = _serializer(request.app.state.settings.secret_key).loads(raw, max_age=MAX_AGE)
+        except BadSignature:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("c"), str):
+            flash = data.get("f")
+            session = Session(
+                user_id=data.get("u") if isinstance(data.get("u"), int) else None,
+                csrf=data["c"],
+                project_id=data.get("p") if isinstance(data.get("p"), int) else None,
+                environment=data.get("e") if isinstance(data.get("e"), str) else None,
+                flash=(str(flash[0]), str(flash[1])) if isinstance(flash, list) and len(flash) == 2 else None,
+            )
+    request.state.session = session
+    return session
+
+
+def save_session(request: Request, response: Response) -> None:
+    """Send the session cookie again when the session changed during the request."""
+    session = getattr(request.state, "session", None)
+    if not isinstance(session, Session) or not session.changed:
+        return
+    data = {"u": session.user_id, "c": session.csrf, "p": session.project_id, "e": session.environment}
+    if session.flash is not None:
+        data["f"] = list(session.flash)
+    value = _serializer(request.app.state.settings.secret_key).dumps(data)
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a POST whose form lacks this session's CSRF token (a forged cross-site request)."""
+    form = await request.form()
+    sent = form.get("csrf")
+    expected = load_session(request).csrf
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise PermissionDenied("this form has expired or did not come from Sightline: reload the page and retry")
