@@ -42,11 +42,24 @@ __all__ = ["CompiledAggregate", "aggregate", "compile_aggregate"]
 
 _MAX_STAGES = 50
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-_UNIT_US = {"millisecond": 1_000, "second": 1_000_000, "minute": 60_000_000, "hour": 3_600_000_000,
-            "day": 86_400_000_000, "week": 7 * 86_400_000_000}
+_UNIT_US = {
+    "millisecond": 1_000,
+    "second": 1_000_000,
+    "minute": 60_000_000,
+    "hour": 3_600_000_000,
+    "day": 86_400_000_000,
+    "week": 7 * 86_400_000_000,
+}
 # Days from the epoch (a Thursday) to the first day of a week starting on that day.
-_WEEK_START = {"thursday": 0, "friday": 1, "saturday": 2, "sunday": 3, "monday": 4, "tuesday": 5,
-               "wednesday": 6}
+_WEEK_START = {
+    "thursday": 0,
+    "friday": 1,
+    "saturday": 2,
+    "sunday": 3,
+    "monday": 4,
+    "tuesday": 5,
+    "wednesday": 6,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +94,9 @@ class _Relation:
             if out.path == path:
                 return self._out_field(out, path)
         known = ", ".join(out.path for out in self.outs)
-        raise InvalidInput(f"'{path}' is not a field of the results at this stage (they have: {known})",
-                           field=path)
+        raise InvalidInput(
+            f"'{path}' is not a field of the results at this stage (they have: {known})", field=path
+        )
 
     def statement(self, columns: Sequence[ColumnElement[Any]], cap: int | None = None) -> Select[Any]:
         stmt = select(*columns).select_from(self.source).where(*self.where)
@@ -248,8 +262,10 @@ def _expression(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[An
     if isinstance(spec, Mapping):
         if set(spec) == {"$dateTrunc"}:
             return *_date_trunc(rel, spec["$dateTrunc"], where), False
-        raise InvalidInput(f"{where}: unsupported expression {', '.join(map(str, spec))} "
-                           "(use a '$field' path, $dateTrunc or a constant)")
+        raise InvalidInput(
+            f"{where}: unsupported expression {', '.join(map(str, spec))} "
+            "(use a '$field' path, $dateTrunc or a constant)"
+        )
     if spec is None:
         return cast(null(), String), "text", True
     if isinstance(spec, bool):
@@ -264,7 +280,7 @@ def _expression(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[An
 def _date_trunc(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[Any], Kind]:
     date = spec.get("date") if isinstance(spec, Mapping) else None
     if not isinstance(spec, Mapping) or not isinstance(date, str) or not date.startswith("$"):
-        raise InvalidInput(f"{where}: $dateTrunc needs {{\"date\": \"$timestamp\", \"unit\": \"day\"}}")
+        raise InvalidInput(f'{where}: $dateTrunc needs {{"date": "$timestamp", "unit": "day"}}')
     unknown = set(spec) - {"date", "unit", "binSize", "startOfWeek", "timezone"}
     if unknown:
         raise InvalidInput(f"{where}: $dateTrunc does not take {', '.join(sorted(unknown))}")
@@ -290,7 +306,7 @@ def _date_trunc(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[An
 def _accumulator(rel: _Relation, name: str, spec: Any) -> tuple[ColumnElement[Any], Kind]:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise InvalidInput(
-            f"$group field '{name}' needs one accumulator, like {{\"$sum\": \"$usage.totalTokens\"}}",
+            f'$group field \'{name}\' needs one accumulator, like {{"$sum": "$usage.totalTokens"}}',
             field=name,
         )
     op, arg = next(iter(spec.items()))
@@ -299,13 +315,18 @@ def _accumulator(rel: _Relation, name: str, spec: Any) -> tuple[ColumnElement[An
             raise InvalidInput(f"$group field '{name}': $count takes {{}}", field=name)
         return func.count(), "number"
     if op not in ("$sum", "$avg", "$min", "$max"):
-        raise InvalidInput(f"unknown accumulator '{op}' in $group field '{name}' "
-                           "(supported: $sum, $avg, $min, $max, $count)", field=name)
+        raise InvalidInput(
+            f"unknown accumulator '{op}' in $group field '{name}' "
+            "(supported: $sum, $avg, $min, $max, $count)",
+            field=name,
+        )
     if op == "$sum" and isinstance(arg, int | float) and not isinstance(arg, bool):
         return (func.count() if arg == 1 else func.count() * arg), "number"
     if not isinstance(arg, str) or not arg.startswith("$"):
-        raise InvalidInput(f"$group field '{name}': {op} needs a '$field' path"
-                           + (" or a number" if op == "$sum" else ""), field=name)
+        raise InvalidInput(
+            f"$group field '{name}': {op} needs a '$field' path" + (" or a number" if op == "$sum" else ""),
+            field=name,
+        )
     source = rel.field(check_path(arg[1:]))
     if op == "$sum":
         return func.coalesce(func.sum(source.number()), 0), "number"
@@ -357,13 +378,20 @@ class CompiledAggregate:
         return docs
 
 
-_STAGES = {"$match": _Pipeline.match, "$sort": _Pipeline.sort, "$skip": _Pipeline.skip,
-           "$limit": _Pipeline.take, "$group": _Pipeline.group, "$project": _Pipeline.project,
-           "$count": _Pipeline.count}
+_STAGES = {
+    "$match": _Pipeline.match,
+    "$sort": _Pipeline.sort,
+    "$skip": _Pipeline.skip,
+    "$limit": _Pipeline.take,
+    "$group": _Pipeline.group,
+    "$project": _Pipeline.project,
+    "$count": _Pipeline.count,
+}
 
 
-def compile_aggregate(pipeline: Any, project_id: int, *, environment: str | None = None,
-                      cap: int | None = None) -> CompiledAggregate:
+def compile_aggregate(
+    pipeline: Any, project_id: int, *, environment: str | None = None, cap: int | None = None
+) -> CompiledAggregate:
     """Compile a MongoDB-style ``pipeline`` over one project's generations (and one environment).
 
     ``cap`` bounds the rows the statement returns. Raises InvalidInput naming an unknown stage,
@@ -380,7 +408,7 @@ def compile_aggregate(pipeline: Any, project_id: int, *, environment: str | None
     state = _Pipeline(_Relation(gens, None, where=scope))
     for i, stage in enumerate(pipeline):
         if not isinstance(stage, Mapping) or len(stage) != 1:
-            raise InvalidInput(f"stage {i} must be an object with one key, like {{\"$match\": {{...}}}}")
+            raise InvalidInput(f'stage {i} must be an object with one key, like {{"$match": {{...}}}}')
         name, spec = next(iter(stage.items()))
         run = _STAGES.get(name)
         if run is None:
@@ -393,8 +421,14 @@ def compile_aggregate(pipeline: Any, project_id: int, *, environment: str | None
     return CompiledAggregate(rel.statement([rel.source.c[label] for label in labels], cap), tuple(rel.outs))
 
 
-def aggregate(conn: Connection, project_id: int, pipeline: Any, *, environment: str | None = None,
-              max_results: int = 10_000) -> list[dict[str, Any]]:
+def aggregate(
+    conn: Connection,
+    project_id: int,
+    pipeline: Any,
+    *,
+    environment: str | None = None,
+    max_results: int = 10_000,
+) -> list[dict[str, Any]]:
     """Run a pipeline; see :func:`compile_aggregate`. More than ``max_results`` results is InvalidInput."""
     compiled = compile_aggregate(pipeline, project_id, environment=environment, cap=max_results + 1)
     docs = compiled.results(conn.execute(compiled.statement))

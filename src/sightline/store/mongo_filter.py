@@ -101,7 +101,11 @@ _MAX_META_VALUE = 1000  # records.metadata_rows indexes a value by its first 100
 _MAX_TAG_KEY = 200  # ... and a tag by its first 200 characters of "tags:<tag>"
 _REGEX_OPTIONS = frozenset("ix")  # the inline flags Python's re and PostgreSQL's regexes share
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
 }
 _RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
@@ -251,9 +255,11 @@ def _json_kind_postgresql(element: _JsonKind, compiler: SQLCompiler, **kw: Any) 
 def _json_kind_sqlite(element: _JsonKind, compiler: SQLCompiler, **kw: Any) -> str:
     item: Any = list(element.clauses)[0]  # JSON_QUOTE(JSON_EXTRACT(doc, path)): take its doc and path
     doc, path = compiler.process(item.left, **kw), compiler.process(item.right, **kw)
-    return (f"CASE json_type({doc}, {path}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
-            "WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' "
-            "WHEN 'object' THEN 'object' WHEN 'array' THEN 'array' WHEN 'null' THEN 'null' END")
+    return (
+        f"CASE json_type({doc}, {path}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+        "WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' "
+        "WHEN 'object' THEN 'object' WHEN 'array' THEN 'array' WHEN 'null' THEN 'null' END"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +287,10 @@ class JsonField:
         elif isinstance(value, str):
             kind, typed = "string", item.as_string()
         else:
-            raise InvalidInput(f"'{self.path}' is compared with a string, number or boolean, "
-                               f"not {_describe(value)}", field=self.path)
+            raise InvalidInput(
+                f"'{self.path}' is compared with a string, number or boolean, not {_describe(value)}",
+                field=self.path,
+            )
         # CASE first checks the type: PostgreSQL would fail casting a string to a number.
         return kind, case((self._kind() == kind, typed))
 
@@ -322,8 +330,9 @@ class _MetadataRows:
 
     def _exists(self, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
         gm = t.generation_metadata
-        return exists().where(gm.c.generation_id == self.source.c.id,
-                              gm.c.project_id == self.source.c.project_id, *conds)
+        return exists().where(
+            gm.c.generation_id == self.source.c.id, gm.c.project_id == self.source.c.project_id, *conds
+        )
 
     def missing(self) -> ColumnElement[bool]:
         return not_(self.present())
@@ -365,8 +374,11 @@ class MetadataField(_MetadataRows):
 
     def value(self) -> tuple[ColumnElement[Any], Kind]:
         gm = t.generation_metadata
-        query = select(gm.c.value).where(gm.c.generation_id == self.source.c.id,
-                                         gm.c.project_id == self.source.c.project_id, gm.c.key == self.key)
+        query = select(gm.c.value).where(
+            gm.c.generation_id == self.source.c.id,
+            gm.c.project_id == self.source.c.project_id,
+            gm.c.key == self.key,
+        )
         return query.scalar_subquery(), "text"
 
 
@@ -419,11 +431,15 @@ def _equal(field: Field, value: Any) -> ColumnElement[bool]:
     if value is None:
         return field.missing()
     if isinstance(value, list):
-        raise InvalidInput(f"'{field.path}': comparing with a list is not supported (use $in or $all)",
-                           field=field.path)
+        raise InvalidInput(
+            f"'{field.path}': comparing with a list is not supported (use $in or $all)", field=field.path
+        )
     if isinstance(value, Mapping) and not _is_date(value) and not isinstance(field, MetadataField):
-        raise InvalidInput(f"'{field.path}': comparing with an object is not supported; "
-                           "use a dotted path ('model.id') or an operator ($eq, $gt, …)", field=field.path)
+        raise InvalidInput(
+            f"'{field.path}': comparing with an object is not supported; "
+            "use a dotted path ('model.id') or an operator ($eq, $gt, …)",
+            field=field.path,
+        )
     return field.compare("eq", value)
 
 
