@@ -73,22 +73,27 @@ def make_generation(i: int, rng: random.Random, spread_days: int = 30) -> dict[s
 
 
 def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (the workers of `serve --workers N`), in KiB."""
+    total = 0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += rss_kib(int(child))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+            return total + int(line.split()[1])
+    return total
 
 
 def server_pid(process: subprocess.Popen[bytes]) -> int:
     return process.pid
 
 
-def start(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start(database_url: str, log: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = random.randint(20000, 40000)
     exe = str(Path(sys.executable).parent / "sightline")
     env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
     process = subprocess.Popen(
-        [exe, "serve", "--port", str(port), "--log-level", "warning"],
+        [exe, "serve", "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -153,8 +158,8 @@ def line(name: str, value: str, baseline: str, ratio: float, target: str) -> Non
     )
 
 
-def bench(dialect: str, rows: int, soak: float, workdir: Path) -> None:
-    print(f"\n== {dialect} ==", flush=True)
+def bench(dialect: str, rows: int, soak: float, workdir: Path, workers: int) -> None:
+    print(f"\n== {dialect}, {workers} server process(es) ==", flush=True)
     if dialect == "sqlite":
         database_url = f"sqlite:///{workdir / 'bench.db'}"
         drop = None
@@ -177,7 +182,7 @@ def bench(dialect: str, rows: int, soak: float, workdir: Path) -> None:
         with db.transaction() as conn:
             key, api_key = create_key(conn, "bench", "prod")
         db.engine.dispose()
-        process, port = start(database_url, workdir / f"server-{dialect}.log")
+        process, port = start(database_url, workdir / f"server-{dialect}.log", workers)
         try:
             _measure(database_url, key, api_key.project_id, port, process, rows, soak)
         finally:
@@ -359,10 +364,13 @@ def main() -> None:
     parser.add_argument("--dialect", default="sqlite,postgresql")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--soak", type=float, default=300.0, help="seconds of ingest while memory is sampled")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (`sightline serve --workers`)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sightline-bench-") as tmp:
         for dialect in args.dialect.split(","):
-            bench(dialect.strip(), args.rows, args.soak, Path(tmp))
+            bench(dialect.strip(), args.rows, args.soak, Path(tmp), args.workers)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import AuthenticationError
 from ..feedback_key import hash_api_key
@@ -29,12 +30,17 @@ class KeyCache:
         self._found: dict[str, tuple[ApiKey, float]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, secret: str) -> ApiKey | None:
+        """The key if it was found a moment ago (no query), else ``None``."""
+        hit = self._found.get(hash_api_key(secret))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def lookup(self, secret: str) -> ApiKey | None:
-        key_hash = hash_api_key(secret)
-        now = time.monotonic()
-        hit = self._found.get(key_hash)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        """The live key with this secret: from the cache, or (blocking) from the database."""
+        cached = self.cached(secret)
+        if cached is not None:
+            return cached
+        key_hash, now = hash_api_key(secret), time.monotonic()
         with self._db.read() as conn:
             key = find_key(conn, secret)
         with self._lock:
@@ -60,13 +66,16 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def require_key(request: Request) -> ApiKey:
-    """The API key of the request, or ``AuthenticationError``."""
+async def require_key(request: Request) -> ApiKey:
+    """The API key of the request, or ``AuthenticationError``.
+
+    Async so that the usual case, a key found a moment ago, costs no hop to a worker thread.
+    """
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
     cache: KeyCache = request.app.state.keys
-    key = cache.lookup(token)
+    key = cache.cached(token) or await run_in_threadpool(cache.lookup, token)
     if key is None:
         raise AuthenticationError("unknown or revoked API key")
     return key
