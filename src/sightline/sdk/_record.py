@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 from openai import AsyncStream, Stream
 
-from sightline.feedback_key import make_feedback_key
 from sightline.sdk import _worker
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._context import Scope, current_scope
 from sightline.sdk._guard import report_internal_error
 from sightline.sdk._params import CallParams, InvalidParams, coerce_call_params
+from sightline.sdk._signer import Signer
 from sightline.sdk._templates import (
     TemplateChat,
     TemplateInfo,
@@ -64,6 +64,7 @@ class Call:
         "recorder",
         "kind",
         "id",
+        "uuid",
         "wall",
         "started",
         "ended",
@@ -90,7 +91,7 @@ class Call:
         self,
         recorder: Recorder,
         kind: str,
-        call_id: str,
+        call_uuid: uuid.UUID,
         request: dict[str, Any],
         template: TemplateInfo | None,
         params: CallParams | None,
@@ -101,7 +102,8 @@ class Call:
     ) -> None:
         self.recorder = recorder
         self.kind = kind
-        self.id = call_id
+        self.uuid = call_uuid
+        self.id = str(call_uuid)
         self.request = request
         self.template = template
         self.params = params
@@ -137,7 +139,7 @@ class Call:
         """The upstream answered: record the response, or wrap the stream. Returns what the caller gets."""
         ended = time.perf_counter()
         try:
-            self.feedback_key = make_feedback_key(self.recorder.api_key, self.id)
+            self.feedback_key = self.recorder.signer.sign(self.uuid.bytes)
             if isinstance(result, Stream):
                 from sightline.sdk._streams import RecordingStream
 
@@ -212,6 +214,7 @@ class Recorder:
         self.enabled = config.records
         self.destination: Destination | None = config.destination() if self.enabled else None
         self.api_key = config.api_key or ""
+        self.signer = Signer(self.api_key)
         self.provider = _provider(base_url)
         self.run = run
         self._chains: OrderedDict[str, None] = OrderedDict()
@@ -250,7 +253,7 @@ class Recorder:
                 base = dict(options) if isinstance(options, Mapping) else {}
                 kwargs["stream_options"] = {**base, "include_usage": True}
                 hide_usage = True
-        call_id = params.event_id if params and params.event_id else str(uuid.uuid4())
+        call_uuid = uuid.UUID(params.event_id) if params and params.event_id else uuid.uuid4()
         step_index = None
         if run is not None:
             if params is not None and params.user_id is not None:
@@ -270,7 +273,7 @@ class Recorder:
         return Call(
             self,
             kind,
-            call_id,
+            call_uuid,
             _snapshot(kwargs),
             template,
             params,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["FEEDBACK_KEY", "generation_body", "iso", "plain"]
 
 FEEDBACK_KEY = "sightline_feedback_key"
+_OMITTED = (NotGiven, Omit)
 _NOT_PARAMETERS = frozenset(
     {
         "messages",
@@ -50,16 +51,26 @@ def iso(timestamp: float) -> str:
 
 def plain(value: Any) -> Any:
     """``value`` as JSON types: models dumped, openai's NotGiven/Omit left out, unknowns as text."""
-    if value is None or isinstance(value, str | bool | int | float):
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
         return value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items() if not isinstance(v, NotGiven | Omit)}
-    if isinstance(value, list | tuple):
+    if kind is dict:
+        # Messages are mostly dicts of strings: those need no copy (the request is already a snapshot).
+        if all(type(v) is str for v in value.values()) and all(type(k) is str for k in value):
+            return value
+        return {str(k): plain(v) for k, v in value.items() if not isinstance(v, _OMITTED)}
+    if kind is list or kind is tuple:
         return [plain(v) for v in value]
     if isinstance(value, BaseModel):
         dumped = value.model_dump(mode="json", exclude_none=True, warnings=False)
         dumped.pop(FEEDBACK_KEY, None)
         return dumped
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items() if not isinstance(v, _OMITTED)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str | int | float):
+        return value
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
