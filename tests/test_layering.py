@@ -1,4 +1,7 @@
-"""The one-way dependencies of DESIGN.md, checked on the source: schema/errors <- sdk; store <- gateway/pipelines <- server <- cli."""
+"""The one-way dependencies of DESIGN.md, checked on the source.
+
+schema/errors <- sdk; store <- gateway/pipelines <- server <- cli.
+"""
 
 from __future__ import annotations
 

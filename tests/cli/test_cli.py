@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+
 from tests.conftest import ServerProcess, sightline_command
 from tests.server.test_ingest import generation
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import Api
-from tests.server.test_ingest import generation
 
 from sightline.feedback_key import make_feedback_key
+from tests.conftest import Api
+from tests.server.test_ingest import generation
 
 
 async def test_feedback_shows_on_the_generation_and_filters(api: Api) -> None:

@@ -113,7 +113,7 @@ class GenerationFilter:
 
     @classmethod
     def from_params(cls, params: Iterable[tuple[str, str]]) -> tuple[GenerationFilter, int, str | None]:
-        """``(filter, limit, cursor)`` from query parameters; unknown or malformed ones raise ``InvalidInput``."""
+        """``(filter, limit, cursor)`` from query parameters; unknown or malformed ones raise InvalidInput."""
         f, limit, cursor = cls(), 50, None
         for name, raw in params:
             value = raw.strip()
@@ -282,8 +282,8 @@ def get_generation(conn: Connection, project_id: int, gen_id: str) -> dict[str, 
     return to_wire(conn, project_id, [row._mapping])[0]
 
 
-def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Records as the API returns them: the stored body, its run's userId and metadata, its latest feedback."""
+def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """Records as the API returns them: the stored body, its run's userId and metadata, latest feedback."""
     if not rows:
         return []
     run_ids = sorted({r["run_id"] for r in rows if r["run_id"]})

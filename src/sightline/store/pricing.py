@@ -40,7 +40,7 @@ class _Model:
     tiers: dict[int, _Rates]
 
     def total(self, **usage: int) -> float:
-        calc = calc_price(Usage(**usage), model_ref=self.model, provider_id=self.provider)  # type: ignore[arg-type]
+        calc = calc_price(Usage(**usage), model_ref=self.model, provider_id=self.provider)
         return float(calc.total_price)
 
     def rates(self, tier: int) -> _Rates:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-
 from ..schema import Feedback, Generation, Run, metadata_value_text
 from .dialect import RawJson
 from .pricing import price

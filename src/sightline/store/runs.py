@@ -19,7 +19,7 @@ __all__ = ["get_run", "list_runs"]
 r_ = t.runs
 
 
-def _run_wire(row: Mapping[str, Any], step_count: int | None = None) -> dict[str, Any]:
+def _run_wire(row: Mapping[Any, Any], step_count: int | None = None) -> dict[str, Any]:
     body = row["body"] or {}
     run: dict[str, Any] = {
         "id": row["id"],

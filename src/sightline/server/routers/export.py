@@ -20,7 +20,8 @@ router = APIRouter(tags=["export"])
 
 @router.post("/api/generations/export", summary="Stream generations as JSONL or CSV")
 async def export_(request: Request, key: ApiKeyDep) -> StreamingResponse:
-    """Body: ``{"format": "jsonl"|"csv", "filters": {<the list filters>}, "fields": ["id", "model.id", ...]}``.
+    """Body: ``{"format": "jsonl"|"csv", "filters": {<list filters>}, "fields": ["id", "model.id", ...]}``.
+
     No row limit; memory stays flat."""
     body = await read_json(request)
     fmt = body.get("format", "jsonl")
