@@ -9,13 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
-from ..gateway import Gateway
 from ..settings import Settings
 from ..store import Database, migrate
 from .auth import KeyCache
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .routers import aieye, export, feedback, generations, health, ingest, proxy, runs
+from .routers import export, feedback, generations, health, ingest, runs
 
 __all__ = ["create_app"]
 
@@ -38,7 +37,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
-            await gateway.aclose()  # hands its last records to the writer before it stops
             db.close()
 
     app = FastAPI(
@@ -54,9 +52,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for module in (health, ingest, generations, feedback, runs, export):
         app.include_router(module.router)
-    gateway = app.state.gateway = Gateway(settings, db)
-    app.include_router(aieye.router)
-    app.router.routes.append(proxy.route(gateway, app.state.keys, settings.max_body_bytes))
     return app
 
 
