@@ -50,6 +50,8 @@ KNOWN_METADATA_KEYS = frozenset(
     {"requestId", "userId", "sessionId", "functionId", "workflowId", "agentId", "tags"}
 )
 _MAX_ID = 200
+_MAX_INT = 2**31 - 1  # token counts and indexes are 32-bit columns
+Count = Annotated[int, Field(ge=0, le=_MAX_INT)]
 
 
 def utc(value: datetime) -> datetime:
@@ -96,6 +98,16 @@ def _typed_value(key: str, value: Any) -> dict[str, Any]:
     raise ValueError(f"metadata key '{key}': unknown type {kind!r} (expected 'string', 'url' or 'boolean')")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def normalize_metadata(raw: Any) -> dict[str, Any]:
     """Validate metadata and store every custom value typed.
 
@@ -109,10 +121,15 @@ def normalize_metadata(raw: Any) -> dict[str, Any]:
         raise ValueError("metadata must be an object")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not key or len(key) > _MAX_ID:
-            raise ValueError(f"metadata key {key!r} must be a non-empty string of at most {_MAX_ID}")
+        if not isinstance(key, str) or not key or len(key) > _MAX_ID or "\x00" in key:
+            raise ValueError(
+                f"metadata key {key!r} must be a non-empty string of at most {_MAX_ID} characters"
+            )
         if value is None:
             continue
+        if _has_nul(value):
+            # Metadata is indexed as text, and database text cannot hold NUL.
+            raise ValueError(f"metadata key '{key}': must not contain NUL characters")
         if key == "tags":
             if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                 raise ValueError("metadata key 'tags': expected a list of strings")
@@ -149,7 +166,7 @@ UUIDText = Annotated[
     Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
     AfterValidator(str.lower),
 ]
-IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID)]
+IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
 UTCDateTime = Annotated[datetime, AfterValidator(utc)]
 
 
@@ -157,7 +174,7 @@ class Wire(BaseModel):
     """Base of the wire models: camelCase on the wire, unknown fields refused."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", ser_json_timedelta="float"
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
     )
 
     def wire(self) -> dict[str, Any]:
@@ -168,7 +185,9 @@ class Wire(BaseModel):
 class Open(Wire):
     """A wire model that also keeps fields it does not know (model parameters, …)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", allow_inf_nan=False
+    )
 
 
 class ModelRef(Wire):
@@ -181,37 +200,37 @@ class ModelRef(Wire):
 class Input(Wire):
     type: Literal["text", "image", "audio", "multimodal"] = "text"
     content: str | list[Any] | dict[str, Any] | None = None
-    tokens: int | None = Field(default=None, ge=0)
+    tokens: Count | None = None
 
 
 class Alternative(Wire):
     content: Any = None
-    tokens: int | None = Field(default=None, ge=0)
+    tokens: Count | None = None
     score: float | None = None
 
 
 class Output(Wire):
     type: Literal["text", "code", "image", "json", "other"] = "text"
     content: Any = None
-    tokens: int | None = Field(default=None, ge=0)
+    tokens: Count | None = None
     alternatives: list[Alternative] | None = None
 
 
 class Parameters(Open):
     temperature: float | None = Field(default=None, ge=0)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: Count | None = None
     stop_sequences: list[str] | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
 
 
 class Usage(Wire):
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-    total_tokens: int | None = Field(default=None, ge=0)
-    cached_tokens: int | None = Field(default=None, ge=0)
-    reasoning_tokens: int | None = Field(default=None, ge=0)
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    total_tokens: Count | None = None
+    cached_tokens: Count | None = None
+    reasoning_tokens: Count | None = None
     cost: float | None = Field(default=None, ge=0)
     cost_saved: float | None = Field(default=None, ge=0)
     currency: str | None = None
@@ -220,6 +239,8 @@ class Usage(Wire):
     def _total(self) -> Usage:
         if self.total_tokens is None:
             self.total_tokens = self.prompt_tokens + self.completion_tokens
+            if self.total_tokens > _MAX_INT:
+                raise ValueError(f"totalTokens: promptTokens + completionTokens is over {_MAX_INT}")
         return self
 
 
@@ -245,7 +266,7 @@ class Template(Wire):
 class Error(Wire):
     type: str = "error"
     message: str = ""
-    status_code: int | None = None
+    status_code: Annotated[int, Field(ge=0, le=999)] | None = None
 
 
 class Feedback(Wire):
@@ -288,7 +309,7 @@ class Generation(Wire):
     template: Template | None = None
     run_id: IdText | None = None
     chat_id: IdText | None = None
-    step_index: int | None = Field(default=None, ge=0)
+    step_index: Count | None = None
     status: Literal["ok", "error"] = "ok"
     error: Error | None = None
     cache_hit: bool = False
@@ -299,7 +320,7 @@ class RunStep(Open):
     """A step of a run that is not a model call (a tool, a Python function, …)."""
 
     name: str = Field(min_length=1, max_length=_MAX_ID)
-    step_index: int | None = Field(default=None, ge=0)
+    step_index: Count | None = None
     inputs: Any = None
     outputs: Any = None
     started_at: UTCDateTime | None = None

@@ -136,3 +136,35 @@ async def test_bad_batches(api: Api) -> None:
         else:
             assert r.status_code == 400 and words in _shape(r.json())["message"]
     await _nothing_written(api)
+
+
+NASTY: list[Any] = [
+    generation(usage={"promptTokens": 10**30}),
+    generation(stepIndex=2**40, runId="r"),
+    generation(performance={"latency": "NaN"}),
+    generation(model={"id": "gpt\u0000-4"}),
+    generation(chatId="a\u0000b"),
+    generation(metadata={"note": "nul \u0000 inside"}),
+    generation(metadata={"k\u0000": "v"}),
+    generation(usage={"promptTokens": 2**31 - 1, "completionTokens": 2**31 - 1}),
+    generation(error={"type": "x", "message": "y", "statusCode": 10**12}, status="error"),
+    generation(timestamp="9999-99-99T00:00:00Z"),
+    generation(model={"id": "m" * 10_000}),
+    generation(input={"type": "text", "content": {"deep": [[[[[[[[[[1]]]]]]]]]]}}),
+]
+
+
+@pytest.mark.parametrize("index", range(len(NASTY)))
+async def test_nasty_values_get_a_4xx_never_a_5xx(api: Api, index: int) -> None:
+    r = await api.http.post("/api/generations", json=NASTY[index])
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        _shape(r.json())
+        await _nothing_written(api)
+
+
+async def test_nul_in_free_text_is_kept_readable(api: Api) -> None:
+    sent = generation(output={"type": "text", "content": "before\u0000after"})
+    assert (await api.http.post("/api/generations", json=sent)).status_code == 201
+    got = (await api.http.get(f"/api/generations/{sent['id']}")).json()
+    assert got["output"]["content"] in ("before\u0000after", "before\ufffdafter")

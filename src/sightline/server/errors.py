@@ -33,7 +33,9 @@ def validation_message(exc: ValidationError | RequestValidationError, prefix: st
         path = ".".join(([prefix] if prefix else []) + loc)
         first_field = first_field or path
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if err.get("type") == "string_pattern_mismatch" and "{8}-" in message:
+        if err.get("type") == "string_pattern_mismatch" and "x00" in message:
+            message = "must not contain NUL characters"
+        elif err.get("type") == "string_pattern_mismatch" and "{8}-" in message:
             message = (
                 f"expected a UUID such as 'f47ac10b-58cc-4372-a567-0e02b2c3d479', got {err.get('input')!r}"
             )

@@ -17,10 +17,17 @@ class RawJson(str):
 
 
 def json_text(value: Any) -> str:
-    """The JSON text of a value for a JSON column (the engine's serializer, and the fast path below)."""
-    if isinstance(value, RawJson):
-        return str(value)
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    """The JSON text of a value for a JSON column (the engine's serializer, and the fast path below).
+
+    An escaped NUL character becomes U+FFFD: PostgreSQL's JSONB refuses NUL, and a record must not be
+    lost for one stray control character in a model's output.
+    """
+    text = (
+        str(value)
+        if isinstance(value, RawJson)
+        else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    )
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
 # (dialect, table, columns) -> (SQL text, parameter order for positional paramstyles)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run, metadata_value_text
 from .dialect import RawJson
 from .pricing import price
@@ -153,7 +154,27 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
         "feedback_thumbs": None,
         "body": RawJson(gen.model_dump_json(by_alias=True, exclude_none=True, exclude={"feedback"})),
     }
+    for column in _TEXT_COLUMNS:
+        value = row[column]
+        if value is not None and "\x00" in value:
+            raise InvalidInput(
+                f"{_TEXT_COLUMNS[column]}: must not contain NUL characters", field=_TEXT_COLUMNS[column]
+            )
     return row, prompt
+
+
+# Indexed text columns and the wire field each comes from (PostgreSQL text cannot hold NUL).
+_TEXT_COLUMNS = {
+    "model_id": "model.id",
+    "provider": "model.provider",
+    "user_id": "metadata.userId",
+    "session_id": "metadata.sessionId",
+    "run_id": "runId",
+    "chat_id": "chatId",
+    "template_name": "template.name",
+    "template_version": "template.version",
+    "error_type": "error.type",
+}
 
 
 def feedback_row(fb: Feedback, generation_id: str, project_id: int) -> dict[str, Any]:
