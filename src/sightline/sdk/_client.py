@@ -12,7 +12,7 @@ import threading
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, cast, overload
 
 import openai
 from openai.resources.chat import AsyncChat, Chat
@@ -20,12 +20,25 @@ from openai.resources.chat.completions import AsyncCompletions as AsyncChatCompl
 from openai.resources.chat.completions import Completions as ChatCompletions
 from openai.resources.completions import AsyncCompletions, Completions
 from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+from openai.types import Completion, CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from sightline.sdk._config import SightlineConfig
 from sightline.sdk._feedback import send_feedback
 from sightline.sdk._guard import report_internal_error
 from sightline.sdk._params import CallParams, InvalidParams
 from sightline.sdk._record import CHAT, COMPLETION, EMBEDDING, Call, Recorder, RunLike
+
+if TYPE_CHECKING:
+    from sightline.sdk._typing import (
+        ChatAny,
+        ChatNonStreaming,
+        ChatStreaming,
+        CompletionAny,
+        CompletionNonStreaming,
+        CompletionStreaming,
+        EmbeddingArgs,
+    )
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -88,21 +101,36 @@ async def _acall(
 
 
 class _ChatCompletions(ChatCompletions):
+    @overload  # type: ignore[override]
+    def create(self, **kwargs: Unpack[ChatStreaming]) -> openai.Stream[ChatCompletionChunk]: ...
+    @overload
+    def create(self, **kwargs: Unpack[ChatNonStreaming]) -> ChatCompletion: ...
+    @overload
+    def create(self, **kwargs: Unpack[ChatAny]) -> ChatCompletion | openai.Stream[ChatCompletionChunk]: ...
     def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
         """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return _call(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
 
 
 class _Completions(Completions):
+    @overload  # type: ignore[override]
+    def create(self, **kwargs: Unpack[CompletionStreaming]) -> openai.Stream[Completion]: ...
+    @overload
+    def create(self, **kwargs: Unpack[CompletionNonStreaming]) -> Completion: ...
+    @overload
+    def create(self, **kwargs: Unpack[CompletionAny]) -> Completion | openai.Stream[Completion]: ...
     def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
         """``openai``'s ``completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return _call(self._client._sightline, COMPLETION, super().create, kwargs, sightline)  # type: ignore[attr-defined]
 
 
 class _Embeddings(Embeddings):
-    def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+    def create(self, **kwargs: Unpack[EmbeddingArgs]) -> CreateEmbeddingResponse:  # type: ignore[override]
         """``openai``'s ``embeddings.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
-        return _call(self._client._sightline, EMBEDDING, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+        options: dict[str, Any] = dict(kwargs)
+        sightline = options.pop("sightline", None)
+        recorder: Recorder = self._client._sightline  # type: ignore[attr-defined]
+        return cast(CreateEmbeddingResponse, _call(recorder, EMBEDDING, super().create, options, sightline))
 
 
 class _Chat(Chat):
@@ -112,21 +140,41 @@ class _Chat(Chat):
 
 
 class _AsyncChatCompletions(AsyncChatCompletions):
+    @overload  # type: ignore[override]
+    async def create(self, **kwargs: Unpack[ChatStreaming]) -> openai.AsyncStream[ChatCompletionChunk]: ...
+    @overload
+    async def create(self, **kwargs: Unpack[ChatNonStreaming]) -> ChatCompletion: ...
+    @overload
+    async def create(
+        self, **kwargs: Unpack[ChatAny]
+    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]: ...
     async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
         """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return await _acall(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
 
 
 class _AsyncCompletions(AsyncCompletions):
+    @overload  # type: ignore[override]
+    async def create(self, **kwargs: Unpack[CompletionStreaming]) -> openai.AsyncStream[Completion]: ...
+    @overload
+    async def create(self, **kwargs: Unpack[CompletionNonStreaming]) -> Completion: ...
+    @overload
+    async def create(
+        self, **kwargs: Unpack[CompletionAny]
+    ) -> Completion | openai.AsyncStream[Completion]: ...
     async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
         """``openai``'s ``completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return await _acall(self._client._sightline, COMPLETION, super().create, kwargs, sightline)  # type: ignore[attr-defined]
 
 
 class _AsyncEmbeddings(AsyncEmbeddings):
-    async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+    async def create(self, **kwargs: Unpack[EmbeddingArgs]) -> CreateEmbeddingResponse:  # type: ignore[override]
         """``openai``'s ``embeddings.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
-        return await _acall(self._client._sightline, EMBEDDING, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+        options: dict[str, Any] = dict(kwargs)
+        sightline = options.pop("sightline", None)
+        recorder: Recorder = self._client._sightline  # type: ignore[attr-defined]
+        result = await _acall(recorder, EMBEDDING, super().create, options, sightline)
+        return cast(CreateEmbeddingResponse, result)
 
 
 class _AsyncChat(AsyncChat):

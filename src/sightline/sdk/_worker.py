@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -149,6 +150,9 @@ class Exporter:
                 payload.set()
                 continue
             assert dest is not None
+            # Hand the GIL back between records so that a caller whose response just arrived is not
+            # kept waiting for a whole batch to be encoded.
+            time.sleep(0)
             try:
                 endpoint, data = self._encode(dest, kind, payload)
             except Exception as exc:
