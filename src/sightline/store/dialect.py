@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import JSON, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "upsert"]
+__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "select_in", "upsert"]
 
 
 class RawJson(str):
@@ -90,3 +90,15 @@ def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:
             f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
             f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
         )
+
+
+def select_in(conn: Connection, sql: str, values: Sequence[Any], *leading: Any) -> list[Any]:
+    """Rows of ``sql`` (a SELECT whose ``{in}`` is filled with one placeholder per value).
+
+    Built as plain driver SQL: SQLAlchemy's expanding ``IN`` recompiles the statement for every
+    new list length, which cost more than the query itself on the ingest path. ``leading``
+    parameters come before the values (placeholders written in ``sql`` as ``{p}``).
+    """
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    text = sql.format(p=mark, **{"in": ", ".join([mark] * len(values))})
+    return list(conn.exec_driver_sql(text, (*leading, *values)))

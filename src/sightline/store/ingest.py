@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, select, update
 from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run
 from . import tables as t
-from .dialect import insert_ignore, upsert
+from .dialect import insert_ignore, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
@@ -55,7 +55,9 @@ def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
 def _existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(ids):
-        found.update(conn.scalars(select(t.generations.c.id).where(t.generations.c.id.in_(chunk))))
+        found.update(
+            row[0] for row in select_in(conn, "SELECT id FROM generations WHERE id IN ({in})", chunk)
+        )
     return found
 
 
@@ -82,20 +84,15 @@ def _propagate_run(conn: Connection, run: dict[str, Any]) -> None:
 
 
 def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The latest feedback that arrived before its generation, by generation id."""
     latest: dict[str, dict[str, Any]] = {}
-    fb = t.feedback
+    sql = (
+        "SELECT generation_id, rating, score, thumbs FROM feedback WHERE generation_id IN ({in}) "
+        "ORDER BY ts_us, id"
+    )
     for chunk in _chunks(ids):
-        q = (
-            select(fb.c.generation_id, fb.c.rating, fb.c.score, fb.c.thumbs)
-            .where(fb.c.generation_id.in_(chunk))
-            .order_by(fb.c.ts_us, fb.c.id)
-        )
-        for r in conn.execute(q):
-            latest[r.generation_id] = {
-                "feedback_rating": r.rating,
-                "feedback_score": r.score,
-                "feedback_thumbs": r.thumbs,
-            }
+        for gen_id, rating, score, thumbs in select_in(conn, sql, chunk):
+            latest[gen_id] = {"feedback_rating": rating, "feedback_score": score, "feedback_thumbs": thumbs}
     return latest
 
 
