@@ -53,7 +53,7 @@ def _recorder(config: SightlineConfig | None, base_url: str) -> Recorder:
         warnings.warn(
             "sightline: no API key (SightlineConfig(api_key=...) or SIGHTLINE_API_KEY), so this client "
             "works as the plain openai client and records nothing",
-            stacklevel=4,
+            stacklevel=3,
         )
     return Recorder(resolved, base_url)
 

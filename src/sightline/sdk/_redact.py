@@ -22,18 +22,37 @@ from typing import Any
 
 __all__ = ["Redactor", "redact_record", "redactor", "require_pii_extra"]
 
-_SECRETS = [
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    re.compile(r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_\-]{20,}"),
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),
-    re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}"),
-    re.compile(r"\bhf_[A-Za-z0-9]{30,}"),
-    re.compile(r"\bsl_[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+_SECRET_PATTERNS = [
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    re.S,
+    r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_\-]{20,}",
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+    r"\bAIza[0-9A-Za-z_\-]{35}",
+    r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}",
+    r"\bhf_[A-Za-z0-9]{30,}",
+    r"\bsl_[A-Za-z0-9_\-]{16,}",
+    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
 ]
+# One scan for every secret format rather than one scan each, and none for text without any of
+# the markers these formats start with.
+_SECRETS = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS), re.S)
+_SECRET_MARKERS = (
+    "PRIVATE KEY",
+    "sk-",
+    "AKIA",
+    "ASIA",
+    "gh",
+    "github_pat_",
+    "xox",
+    "AIza",
+    "_live_",
+    "_test_",
+    "hf_",
+    "sl_",
+    "eyJ",
+)
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}")
 _ASSIGNED = re.compile(
     r"(?i)(\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd|pwd)"
@@ -47,7 +66,10 @@ _CARD = re.compile(
 )
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?![\w:])")
-_PHONE_HINT = re.compile(r"\d(?:[\s().\-/]{0,2}\d){6}")
+# Where a phone number may be: then libphonenumber decides (scanning the whole text with its matcher
+# costs ten times more).
+_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_PHONE = re.compile(r"(?<![\w+])(?:\+|\(\d)?\d[\d \t().\-/]{5,22}\d(?![\w])")
 # National identity numbers: (pattern, stdnum module that validates it; None when the shape suffices).
 _NATIONAL = [
     (r"\b\d{3}-\d{2}-\d{4}\b", "stdnum.us.ssn"),
@@ -137,13 +159,15 @@ class Redactor:
             (re.compile(pattern), importlib.import_module(module).is_valid if module else None)
             for pattern, module in _NATIONAL
         ]
+        # One scan finds every candidate; each is then checked against every shape it fits.
+        self._national_any = re.compile("|".join(f"(?:{pattern})" for pattern, _ in _NATIONAL))
 
     def text(self, text: str) -> str:
         """``text`` with every finding replaced by its placeholder."""
         if len(text) < 6:
             return text
-        for pattern in _SECRETS:
-            text = pattern.sub("<SECRET>", text)
+        if any(marker in text for marker in _SECRET_MARKERS):
+            text = _SECRETS.sub("<SECRET>", text)
         text = _BEARER.sub(r"\1<SECRET>", text)
         text = _ASSIGNED.sub(r"\1<SECRET>", text)
         if "@" in text:
@@ -155,14 +179,19 @@ class Redactor:
         text = _CARD.sub(
             lambda m: "<CREDIT_CARD>" if _is_card(re.sub(r"\D", "", m.group(0))) else m.group(0), text
         )
-        for pattern, valid in self._national:
-            text = pattern.sub(functools.partial(_national_id, valid), text)
+        text = self._national_any.sub(self._national_match, text)
         text = _IPV4.sub(lambda m: "<IP_ADDRESS>" if _is_ip(m.group(0)) else m.group(0), text)
         if ":" in text:
             text = _IPV6.sub(lambda m: "<IP_ADDRESS>" if _is_ipv6(m.group(0)) else m.group(0), text)
-        if _PHONE_HINT.search(text):
-            text = self._phones(text)
+        text = _PHONE.sub(self._phone_match, text)
         return text
+
+    def _national_match(self, match: re.Match[str]) -> str:
+        candidate = match.group(0)
+        for pattern, valid in self._national:
+            if pattern.fullmatch(candidate) and (valid is None or valid(candidate)):
+                return "<NATIONAL_ID>"
+        return candidate
 
     def _iban_match(self, match: re.Match[str]) -> str:
         candidate = match.group(0)
@@ -174,14 +203,26 @@ class Redactor:
             candidate = candidate.rsplit(" ", 1)[0]
         return match.group(0)
 
-    def _phones(self, text: str) -> str:
+    def _phone_match(self, match: re.Match[str]) -> str:
+        candidate = match.group(0)
         pn = self._phonenumbers
+        digits = sum(c.isdigit() for c in candidate)
+        if digits < 7 or _DATE.fullmatch(candidate.strip()):
+            return candidate
+        if digits <= 15:
+            try:
+                number = pn.parse(candidate, self._region)
+            except pn.NumberParseException:
+                return candidate
+            return "<PHONE>" if pn.is_valid_number(number) else candidate
+        # Several numbers in a row: let libphonenumber's matcher split them.
         spans = [
-            (m.start, m.end) for m in pn.PhoneNumberMatcher(text, self._region, leniency=pn.Leniency.VALID)
+            (m.start, m.end)
+            for m in pn.PhoneNumberMatcher(candidate, self._region, leniency=pn.Leniency.VALID)
         ]
         for start, end in reversed(spans):
-            text = text[:start] + "<PHONE>" + text[end:]
-        return text
+            candidate = candidate[:start] + "<PHONE>" + candidate[end:]
+        return candidate
 
     def value(self, value: Any) -> Any:
         """Every string inside ``value`` (dicts, lists) redacted, identifiers kept."""
@@ -192,10 +233,6 @@ class Redactor:
         if isinstance(value, list):
             return [self.value(v) for v in value]
         return value
-
-
-def _national_id(valid: Callable[[str], bool] | None, match: re.Match[str]) -> str:
-    return "<NATIONAL_ID>" if valid is None or valid(match.group(0)) else match.group(0)
 
 
 def _is_ip(text: str) -> bool:
