@@ -12,6 +12,7 @@ from .. import __version__
 from ..settings import Settings
 from ..store import Database, migrate
 from .auth import KeyCache
+from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .routers import export, feedback, generations, health, ingest, runs
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for module in (health, ingest, generations, feedback, runs, export):
         app.include_router(module.router)
+    install_dashboard(app)
     return app
 
 

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...store.projects import User, authenticate_user
-from .context import CsrfDep, ViewDep
+from .context import FormDep, ViewDep
 from .render import local_path, page, redirect
 from .session import load_session
 
@@ -28,8 +28,7 @@ def login_form(request: Request, next: str | None = None) -> Response:  # noqa: 
 
 
 @router.post("/login", include_in_schema=False)
-async def login(request: Request, _: CsrfDep) -> Response:
-    form = await request.form()
+async def login(request: Request, form: FormDep) -> Response:
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = local_path(str(form.get("next") or ""))
 
@@ -54,6 +53,6 @@ async def login(request: Request, _: CsrfDep) -> Response:
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request, view: ViewDep, _: CsrfDep) -> Response:
+def logout(request: Request, view: ViewDep, _: FormDep) -> Response:
     load_session(request).log_out()
     return redirect(request, "/login")

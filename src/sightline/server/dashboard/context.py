@@ -1,9 +1,10 @@
 """Who is looking, and at what: the logged-in user, and the project and environment picked.
 
 Every page depends on :data:`ViewDep` (logged in), admin pages on :data:`AdminDep`, and every form
-post on :data:`CsrfDep`. The picked project and environment live in the session; a page address may
-carry ``project=<name>`` and ``environment=<name>`` (shared links do), which also become the
-session's pick. Every user, admin or member, sees every project: there is no per-project membership.
+post on :data:`FormDep` (the form, once its CSRF token is checked). The picked project and
+environment live in the session; a page address may carry ``project=<name>`` and
+``environment=<name>`` (shared links do), which also become the session's pick.
+Every user, admin or member, sees every project: there is no per-project membership.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.datastructures import FormData
 
 from ...errors import AuthenticationError, NotFound, PermissionDenied
 from ...store.projects import User, get_user, list_environments, list_projects
 from .render import error_page
 from .session import check_csrf, load_session
 
-__all__ = ["AdminDep", "CsrfDep", "View", "ViewDep", "html_errors"]
+__all__ = ["AdminDep", "FormDep", "View", "ViewDep", "html_errors"]
 
 
 @dataclass
@@ -103,4 +105,4 @@ def admin_view(view: Annotated[View, Depends(current_view)]) -> View:
 
 ViewDep = Annotated[View, Depends(current_view)]
 AdminDep = Annotated[View, Depends(admin_view)]
-CsrfDep = Annotated[None, Depends(check_csrf)]
+FormDep = Annotated[FormData, Depends(check_csrf)]

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -48,57 +48,78 @@ SECURITY_HEADERS = {
 }
 
 
-def _time(value: int | str | None, seconds: bool = True) -> str:
+def _number(value: Any) -> float | None:
+    """A number to show, or ``None`` for no value (``None``, or a field the record leaves out)."""
+    if value is None or isinstance(value, Undefined | bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _time(value: Any, seconds: bool = True) -> str:
     """A time as ``2026-11-20 10:00:00`` (UTC): microseconds or ISO 8601 text."""
-    if value is None or value == "":
-        return "—"
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return value or "—"
     else:
-        moment = datetime.fromtimestamp(value / 1_000_000, UTC)
+        us = _number(value)
+        if us is None:
+            return "—"
+        moment = datetime.fromtimestamp(us / 1_000_000, UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def _iso(value: int | str | None) -> str:
-    if value is None or isinstance(value, str):
-        return value or ""
-    return datetime.fromtimestamp(value / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+def _iso(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    us = _number(value)
+    if us is None:
+        return ""
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _cost(value: float | None) -> str:
-    if value is None:
+def _cost(value: Any) -> str:
+    number = _number(value)
+    if number is None:
         return "—"
-    if value == 0:
+    if number == 0:
         return "$0"
-    if value >= 100:
-        return f"${value:,.0f}"
-    if value >= 1:
-        return f"${value:,.2f}"
-    digits = max(2, 2 - int(math.floor(math.log10(abs(value)))) + 1)
-    return f"${value:.{min(digits, 8)}f}"
+    if abs(number) >= 100:
+        return f"${number:,.0f}"
+    if abs(number) >= 1:
+        return f"${number:,.2f}"
+    digits = min(max(2, 2 - math.floor(math.log10(abs(number)))), 8)  # three significant digits
+    return "$" + f"{number:.{digits}f}".rstrip("0").rstrip(".")
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
+def _ms(value: Any) -> str:
+    number = _number(value)
+    if number is None:
         return "—"
-    if value >= 10_000:
-        return f"{value / 1000:,.1f} s"
-    if value >= 1000:
-        return f"{value / 1000:.2f} s"
-    return f"{value:.0f} ms"
+    if number >= 10_000:
+        return f"{number / 1000:,.1f} s"
+    if number >= 1000:
+        return f"{number / 1000:.2f} s"
+    return f"{number:.0f} ms"
 
 
-def _num(value: float | int | None, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
+def _num(value: Any, digits: int = 0) -> str:
+    number = _number(value)
+    return "—" if number is None else f"{number:,.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
+def _pct(value: Any) -> str:
+    number = _number(value)
+    return "—" if number is None else f"{number * 100:.1f}%"
+
+
+def _segment(value: Any) -> str:
+    """A value as one path segment of an address (a run id may hold ``/`` or ``?``)."""
+    return quote(str(value), safe="")
 
 
 def safe_link(url: Any) -> str | None:
@@ -157,11 +178,10 @@ def _build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=select_autoescape(["html"], default=True),
-        undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(time=_time, iso=_iso, cost=_cost, ms=_ms, num=_num, pct=_pct)
+    env.filters.update(time=_time, iso=_iso, cost=_cost, ms=_ms, num=_num, pct=_pct, seg=_segment)
     env.globals.update(
         url_with=url_with, safe_link=safe_link, static_url=static_url, vendor_present=vendor_present
     )

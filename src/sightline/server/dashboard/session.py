@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -100,7 +101,12 @@ def save_session(request: Request, response: Response) -> None:
     session = getattr(request.state, "session", None)
     if not isinstance(session, Session) or not session.changed:
         return
-    data = {"u": session.user_id, "c": session.csrf, "p": session.project_id, "e": session.environment}
+    data: dict[str, Any] = {
+        "u": session.user_id,
+        "c": session.csrf,
+        "p": session.project_id,
+        "e": session.environment,
+    }
     if session.flash is not None:
         data["f"] = list(session.flash)
     value = _serializer(request.app.state.settings.secret_key).dumps(data)
@@ -115,10 +121,13 @@ def save_session(request: Request, response: Response) -> None:
     )
 
 
-async def check_csrf(request: Request) -> None:
-    """Refuse a POST whose form lacks this session's CSRF token (a forged cross-site request)."""
+async def check_csrf(request: Request) -> FormData:
+    """The posted form, once its CSRF token is this session's (else it is a forged cross-site request)."""
     form = await request.form()
     sent = form.get("csrf")
     expected = load_session(request).csrf
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise PermissionDenied("this form has expired or did not come from Sightline: reload the page and retry")
+        raise PermissionDenied(
+            "this form has expired or did not come from Sightline: reload the page and retry"
+        )
+    return form

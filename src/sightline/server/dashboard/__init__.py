@@ -1,0 +1,33 @@
+"""The dashboard: server-rendered pages (Jinja2) over the same store queries the API uses, at ``/``.
+
+    auth.py         log in and out
+    generations.py  the generations table with its filters, one generation, feedback
+    runs.py         runs, one run's steps, chats
+    analytics.py    charts of requests, tokens, cost, latency, errors and the cache
+    prompts.py      templates, their versions and the difference between two
+    admin.py        users and roles, API keys, provider keys (admins only)
+
+Pages work without JavaScript; ``static/app.js`` only adds to them (charts, auto-submitting pickers,
+local times). Chart and highlighting libraries come from npm at install time (``scripts/assets``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.staticfiles import StaticFiles
+
+from . import admin, analytics, auth, generations, prompts, runs
+from .context import html_errors
+from .render import STATIC_DIR
+
+__all__ = ["install", "router"]
+
+router = APIRouter(dependencies=[Depends(html_errors)], include_in_schema=False)
+for _module in (auth, generations, runs, analytics, prompts, admin):
+    router.include_router(_module.router)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the dashboard pages and their static files on ``app``."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

@@ -1,0 +1,398 @@
+"""Analytics and prompt queries for the dashboard, grouped in the database.
+
+Every series is grouped by time bucket, computed as an integer division of the integer ``ts_us``
+column (``(ts_us - start) // bucket``): the same SQL and the same answer on SQLite and PostgreSQL.
+Each query reads one time range of one project once, from the ``(project_id, ts_us)`` index.
+
+Percentiles (latency, time to first token) come from a histogram built in SQL: milliseconds fall
+into a few hundred bins (10 ms wide under 1 s, 100 ms under 10 s, 1 s under 100 s, 10 s above),
+grouped per time bucket, and the percentile is read off the cumulative counts here. That is a
+GROUP BY on both databases (no window function over millions of rows) and its error stays under
+half a bin. (PostgreSQL rounds a float to its nearest whole millisecond, SQLite truncates it:
+a value may land one bin apart at an edge, never further.)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
+
+from . import tables as t
+
+__all__ = [
+    "MINUTE_US",
+    "CostRank",
+    "LatencySummary",
+    "ModelBucket",
+    "Percentiles",
+    "PromptUse",
+    "PromptVersion",
+    "Window",
+    "distinct_models",
+    "latency_percentiles",
+    "list_feedback",
+    "prompt_names",
+    "prompt_usage",
+    "prompt_versions",
+    "recent_chats",
+    "top_by_cost",
+    "usage_by_model",
+    "window",
+]
+
+g = t.generations
+MINUTE_US = 60_000_000
+_HOUR = 60 * MINUTE_US
+_DAY = 24 * _HOUR
+# (longest range, bucket width): about 24-90 points on a chart whatever the range.
+_BUCKETS = (
+    (2 * _HOUR, 5 * MINUTE_US),
+    (12 * _HOUR, 15 * MINUTE_US),
+    (3 * _DAY, _HOUR),
+    (10 * _DAY, 3 * _HOUR),
+    (45 * _DAY, _DAY),
+    (400 * _DAY, 7 * _DAY),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A time range cut into equal buckets; ``start_us`` is aligned to the bucket width (UTC)."""
+
+    start_us: int
+    end_us: int
+    bucket_us: int
+
+    @property
+    def count(self) -> int:
+        return max(1, -(-(self.end_us - self.start_us) // self.bucket_us))
+
+    def bucket_start(self, index: int) -> int:
+        return self.start_us + index * self.bucket_us
+
+
+def window(from_us: int, to_us: int) -> Window:
+    """The buckets for ``[from_us, to_us)``: the width grows with the range."""
+    span = max(to_us - from_us, MINUTE_US)
+    bucket = next((width for longest, width in _BUCKETS if span <= longest), 30 * _DAY)
+    return Window(from_us - from_us % bucket, to_us, bucket)
+
+
+def _where(project_id: int, w: Window, environment: str | None) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = [
+        g.c.project_id == project_id,
+        g.c.ts_us >= w.start_us,
+        g.c.ts_us < w.end_us,
+    ]
+    if environment:
+        cond.append(g.c.environment == environment)
+    return cond
+
+
+def _bucket(w: Window) -> ColumnElement[int]:
+    return ((g.c.ts_us - literal(w.start_us, BigInteger)) // literal(w.bucket_us, BigInteger)).label("bucket")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelBucket:
+    """Totals of one model in one time bucket."""
+
+    bucket: int
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    errors: int
+    cache_hits: int
+    cost_saved: float
+    unpriced: int
+
+
+def usage_by_model(
+    conn: Connection, project_id: int, w: Window, environment: str | None = None
+) -> list[ModelBucket]:
+    """Requests, tokens, cost, errors, cache hits and the cost the cache saved, per bucket and model."""
+    bucket = _bucket(w)
+    q = (
+        select(
+            bucket,
+            g.c.model_id,
+            func.count(),
+            func.coalesce(func.sum(g.c.prompt_tokens), 0),
+            func.coalesce(func.sum(g.c.completion_tokens), 0),
+            func.coalesce(func.sum(g.c.cost), 0.0),
+            func.sum(case((g.c.status == "error", 1), else_=0)),
+            func.sum(case((g.c.cache_hit.is_(True), 1), else_=0)),
+            func.coalesce(func.sum(g.c.cost_saved), 0.0),
+            func.sum(case((g.c.cost.is_(None), 1), else_=0)),
+        )
+        .where(*_where(project_id, w, environment))
+        .group_by(bucket, g.c.model_id)
+    )
+    return [
+        ModelBucket(int(b), m, int(n), int(pt), int(ct), float(c), int(e), int(h), float(s), int(u))
+        for b, m, n, pt, ct, c, e, h, s, u in conn.execute(q)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles:
+    """Percentiles of one time bucket, in milliseconds (``None`` where the bucket has no value)."""
+
+    bucket: int
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+# A histogram bin per integer millisecond value ``ms``: [start, width) of each band.
+_BANDS = ((0, 10), (1_000, 100), (10_000, 1_000), (100_000, 10_000))
+
+
+def _bin(ms: ColumnElement[int]) -> ColumnElement[int]:
+    """The histogram bin of a whole number of milliseconds (integer arithmetic only)."""
+    whens: list[tuple[ColumnElement[bool], ColumnElement[int]]] = []
+    offset = 0
+    for i, (start, width) in enumerate(_BANDS):
+        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
+        expr = literal(offset, BigInteger) + (ms - start) // width
+        if end is None:
+            return case(*whens, else_=expr)
+        whens.append((ms < end, expr))
+        offset += (end - start) // width
+    raise AssertionError("unreachable")
+
+
+def _bin_middle(index: int) -> float:
+    """The middle of histogram bin ``index``, in milliseconds."""
+    offset = 0
+    for i, (start, width) in enumerate(_BANDS):
+        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
+        bins = (end - start) // width if end is not None else None
+        if bins is None or index < offset + bins:
+            return start + (index - offset) * width + width / 2
+        offset += bins
+    raise AssertionError("unreachable")
+
+
+def _quantile(bins: Sequence[tuple[int, int]], total: int, q: float) -> float:
+    """The ``q`` quantile from ``(bin, count)`` pairs sorted by bin."""
+    rank, seen = q * total, 0
+    for index, n in bins:
+        seen += n
+        if seen >= rank:
+            return _bin_middle(index)
+    return _bin_middle(bins[-1][0])
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Percentiles per time bucket, and over the whole window."""
+
+    buckets: list[Percentiles]
+    overall: Percentiles
+
+
+def _percentiles(bucket: int, bins: list[tuple[int, int]]) -> Percentiles:
+    bins.sort()
+    total = sum(n for _, n in bins)
+    if not total:
+        return Percentiles(bucket, 0, None, None)
+    return Percentiles(bucket, total, _quantile(bins, total, 0.5), _quantile(bins, total, 0.95))
+
+
+def latency_percentiles(
+    conn: Connection,
+    project_id: int,
+    w: Window,
+    environment: str | None = None,
+    measure: Literal["latency", "ttft"] = "latency",
+) -> LatencySummary:
+    """p50 and p95 of latency (or of time to first token) per bucket; cache hits are left out."""
+    column = g.c.latency_ms if measure == "latency" else g.c.ttft_ms
+    bucket = _bucket(w)
+    histogram_bin = _bin(cast(column, BigInteger)).label("bin")
+    q = (
+        select(bucket, histogram_bin, func.count())
+        .where(*_where(project_id, w, environment), column.is_not(None), g.c.cache_hit.is_(False))
+        .group_by(bucket, histogram_bin)
+    )
+    per_bucket: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    overall: dict[int, int] = defaultdict(int)
+    for b, index, n in conn.execute(q):
+        per_bucket[int(b)].append((int(index), int(n)))
+        overall[int(index)] += int(n)
+    return LatencySummary(
+        [_percentiles(b, per_bucket[b]) for b in sorted(per_bucket)],
+        _percentiles(-1, list(overall.items())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CostRank:
+    key: str
+    requests: int
+    cost: float
+    tokens: int
+
+
+def top_by_cost(
+    conn: Connection,
+    project_id: int,
+    w: Window,
+    environment: str | None = None,
+    by: Literal["user", "template"] = "user",
+    limit: int = 10,
+) -> list[CostRank]:
+    """The users (or templates) that cost the most in the window, most first."""
+    column = g.c.user_id if by == "user" else g.c.template_name
+    cost = func.coalesce(func.sum(g.c.cost), 0.0).label("cost")
+    q = (
+        select(column, func.count(), cost, func.coalesce(func.sum(g.c.total_tokens), 0))
+        .where(*_where(project_id, w, environment), column.is_not(None))
+        .group_by(column)
+        .order_by(cost.desc(), column)
+        .limit(limit)
+    )
+    return [CostRank(k, int(n), float(c), int(tok)) for k, n, c, tok in conn.execute(q)]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptVersion:
+    name: str
+    version: str
+    created_us: int
+    chat: list[dict[str, Any]] | None
+    text: str | None
+
+
+def prompt_versions(conn: Connection, project_id: int, name: str | None = None) -> list[PromptVersion]:
+    """Recorded template versions, oldest first (of one template when ``name`` is given)."""
+    p = t.prompt_versions
+    q = select(p).where(p.c.project_id == project_id)
+    if name is not None:
+        q = q.where(p.c.name == name)
+    q = q.order_by(p.c.name, p.c.created_us, p.c.version)
+    return [
+        PromptVersion(r.name, r.version, r.created_us, (r.body or {}).get("chat"), (r.body or {}).get("text"))
+        for r in conn.execute(q)
+    ]
+
+
+def prompt_names(conn: Connection, project_id: int) -> list[str]:
+    p = t.prompt_versions
+    q = select(p.c.name).where(p.c.project_id == project_id).group_by(p.c.name).order_by(p.c.name)
+    return list(conn.scalars(q))
+
+
+@dataclass(frozen=True, slots=True)
+class PromptUse:
+    """How one template version was used: calls, cost and the feedback its generations got."""
+
+    name: str
+    version: str | None
+    requests: int
+    cost: float
+    rated: int
+    rating_sum: int
+    thumbs_up: int
+    thumbs_down: int
+    last_us: int
+
+    @property
+    def average_rating(self) -> float | None:
+        return self.rating_sum / self.rated if self.rated else None
+
+
+def prompt_usage(
+    conn: Connection,
+    project_id: int,
+    from_us: int | None = None,
+    to_us: int | None = None,
+    environment: str | None = None,
+    name: str | None = None,
+) -> list[PromptUse]:
+    """Use, cost and feedback per template name and version (of one template when ``name`` is given)."""
+    cond: list[ColumnElement[bool]] = [g.c.project_id == project_id]
+    cond.append(g.c.template_name == name if name is not None else g.c.template_name.is_not(None))
+    if from_us is not None:
+        cond.append(g.c.ts_us >= from_us)
+    if to_us is not None:
+        cond.append(g.c.ts_us < to_us)
+    if environment:
+        cond.append(g.c.environment == environment)
+    q = (
+        select(
+            g.c.template_name,
+            g.c.template_version,
+            func.count(),
+            func.coalesce(func.sum(g.c.cost), 0.0),
+            func.count(g.c.feedback_rating),
+            func.coalesce(func.sum(g.c.feedback_rating), 0),
+            func.sum(case((g.c.feedback_thumbs == "up", 1), else_=0)),
+            func.sum(case((g.c.feedback_thumbs == "down", 1), else_=0)),
+            func.max(g.c.ts_us),
+        )
+        .where(*cond)
+        .group_by(g.c.template_name, g.c.template_version)
+    )
+    return [
+        PromptUse(n, v, int(c), float(cost), int(rated), int(rs), int(up), int(down), int(last))
+        for n, v, c, cost, rated, rs, up, down, last in conn.execute(q)
+    ]
+
+
+def distinct_models(conn: Connection, project_id: int, limit: int = 200) -> list[str]:
+    """The model ids a project has used, in order, by skipping through the model index.
+
+    One index seek per distinct model (a recursive query), so it costs the same on a million rows
+    as on a hundred, where ``SELECT DISTINCT`` would read every row.
+    """
+    col = g.c.model_id
+    first = select(func.min(col)).where(g.c.project_id == project_id).scalar_subquery()
+    seed = select(first.label("v"), literal(1).label("n")).cte("models", recursive=True)
+    following = select(func.min(col)).where(g.c.project_id == project_id, col > seed.c.v).scalar_subquery()
+    walk = seed.union_all(select(following, seed.c.n + 1).where(seed.c.v.is_not(None), seed.c.n < limit))
+    return [v for v in conn.scalars(select(walk.c.v).where(walk.c.v.is_not(None))) if v is not None]
+
+
+def list_feedback(conn: Connection, project_id: int, generation_id: str) -> list[dict[str, Any]]:
+    """Every feedback given on a generation, oldest first, as sent (``generationId``, ``rating``, …)."""
+    fb = t.feedback
+    q = (
+        select(fb.c.body)
+        .where(fb.c.project_id == project_id, fb.c.generation_id == generation_id)
+        .order_by(fb.c.ts_us, fb.c.id)
+    )
+    return [dict(body) for body in conn.scalars(q)]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSummary:
+    chat_id: str
+    generations: int
+    last_us: int
+    user_id: str | None
+
+
+def recent_chats(
+    conn: Connection, project_id: int, environment: str | None = None, scan: int = 2000, limit: int = 50
+) -> list[ChatSummary]:
+    """Chats among the latest ``scan`` generations, newest first (bounded work on any table size)."""
+    latest = select(g.c.chat_id, g.c.ts_us, g.c.user_id).where(g.c.project_id == project_id)
+    if environment:
+        latest = latest.where(g.c.environment == environment)
+    recent = latest.order_by(g.c.ts_us.desc()).limit(scan).subquery()
+    q = (
+        select(recent.c.chat_id, func.count(), func.max(recent.c.ts_us), func.max(recent.c.user_id))
+        .where(recent.c.chat_id.is_not(None))
+        .group_by(recent.c.chat_id)
+        .order_by(func.max(recent.c.ts_us).desc())
+        .limit(limit)
+    )
+    return [ChatSummary(c, int(n), int(last), u) for c, n, last, u in conn.execute(q)]
