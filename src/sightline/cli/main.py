@@ -277,5 +277,14 @@ def restore(file: Path, database_url: str | None) -> None:
     click.echo(f"restored {rows} rows from {file}", err=True)
 
 
+def _register_groups() -> None:
+    from .providers import provider
+
+    cli.add_command(provider)
+
+
+_register_groups()
+
+
 def main() -> None:
     cli(prog_name="sightline")

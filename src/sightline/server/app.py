@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
+from ..gateway import Gateway
 from ..settings import Settings
 from ..store import Database, migrate
 from .auth import KeyCache
 from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .routers import export, feedback, generations, health, ingest, runs
+from .routers import aieye, export, feedback, generations, health, ingest, proxy, runs
 
 __all__ = ["create_app"]
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
+            await gateway.aclose()  # hands its last records to the writer before it stops
             db.close()
 
     app = FastAPI(
@@ -54,6 +56,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for module in (health, ingest, generations, feedback, runs, export):
         app.include_router(module.router)
     install_dashboard(app)
+    gateway = app.state.gateway = Gateway(settings, db)
+    app.include_router(aieye.router)
+    app.add_middleware(
+        proxy.GatewayDispatch, proxy=proxy.ProxyApp(gateway, app.state.keys, settings.max_body_bytes)
+    )
     return app
 
 

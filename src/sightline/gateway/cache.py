@@ -1,0 +1,189 @@
+"""The response cache: an in-process LRU in front of a layer every server process shares.
+
+The shared layer is the database (table ``gateway_cache``, written through the single writer), or
+Redis when ``SIGHTLINE_REDIS_URL`` is set, for several gateway processes on several machines.
+A hit in the LRU costs a dict lookup; the LRU trusts an entry for ``trust`` seconds and then asks
+the shared layer again, so an entry renewed (``X-Sightline-Cache: refresh``) in another process
+is seen here within that time. Entries live ``ttl`` seconds (``SIGHTLINE_CACHE_TTL``; 0 stores
+nothing). A cache that fails (Redis down, a locked database) is a miss, never a failed call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import Database
+from ..store.cache import PurgeExpired, StoreResponse, cached_response
+
+__all__ = ["ResponseCache"]
+
+log = logging.getLogger(__name__)
+
+_PURGE_EVERY = 600.0  # seconds between deletions of expired rows (database layer)
+
+
+@dataclass(slots=True)
+class _Entry:
+    body: bytes
+    expires: float  # Unix time
+    checked: float  # monotonic time the shared layer last confirmed it
+
+
+class ResponseCache:
+    """Cached upstream answers by (project, key), for every process of a deployment."""
+
+    def __init__(
+        self,
+        db: Database,
+        ttl: int,
+        redis_url: str | None = None,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        trust: float = 30.0,
+    ) -> None:
+        self._db = db
+        self.ttl = ttl
+        self._redis_url = redis_url
+        self._redis: Any = None
+        self._max_bytes = max_bytes
+        self._trust = trust
+        self._lru: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
+        self._bytes = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._purged = time.monotonic()
+        self._warned = 0.0
+
+    @property
+    def layer(self) -> str:
+        return "redis" if self._redis_url else "database"
+
+    # the in-process LRU
+
+    def _remember(self, slot: tuple[int, str], body: bytes, expires: float) -> None:
+        old = self._lru.pop(slot, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+        if len(body) > self._max_bytes // 16:
+            return  # one huge answer would push out everything else
+        self._lru[slot] = _Entry(body, expires, time.monotonic())
+        self._bytes += len(body)
+        while self._bytes > self._max_bytes:
+            _, evicted = self._lru.popitem(last=False)
+            self._bytes -= len(evicted.body)
+
+    def _forget(self, slot: tuple[int, str]) -> None:
+        old = self._lru.pop(slot, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+
+    # reading
+
+    async def get(self, project_id: int, key: str) -> bytes | None:
+        """The cached answer for ``key`` in ``project_id``, or ``None``."""
+        slot = (project_id, key)
+        entry = self._lru.get(slot)
+        now = time.time()
+        if entry is not None:
+            if entry.expires <= now:
+                self._forget(slot)
+                entry = None
+            elif time.monotonic() - entry.checked < self._trust:
+                self._lru.move_to_end(slot)
+                return entry.body
+        try:
+            shared = await self._shared_get(project_id, key, now)
+        except Exception as exc:  # the cache is an optimisation: a failing layer is a miss
+            self._warn("reading", exc)
+            return entry.body if entry is not None else None
+        if shared is None:
+            self._forget(slot)
+            return None
+        body, expires = shared
+        self._remember(slot, body, expires)
+        return body
+
+    async def _shared_get(self, project_id: int, key: str, now: float) -> tuple[bytes, float] | None:
+        if self._redis_url:
+            value = await self._client().get(_redis_name(project_id, key))
+            if value is None:
+                return None
+            head, _, body = bytes(value).partition(b"\n")
+            return body, int(head) / 1_000_000
+        found = await asyncio.to_thread(self._db_get, project_id, key, int(now * 1_000_000))
+        if found is None:
+            return None
+        return found[0].encode(), found[1] / 1_000_000
+
+    def _db_get(self, project_id: int, key: str, now_us: int) -> tuple[str, int] | None:
+        with self._db.read() as conn:
+            return cached_response(conn, project_id, key, now_us)
+
+    # writing
+
+    def put(self, project_id: int, key: str, endpoint: str, model: str | None, body: bytes) -> None:
+        """Keep ``body`` as the answer for ``key`` (in the background: the caller never waits)."""
+        if self.ttl <= 0:
+            return
+        now = time.time()
+        expires = now + self.ttl
+        self._remember((project_id, key), body, expires)
+        expires_us = int(expires * 1_000_000)
+        if self._redis_url:
+            value = b"%d\n%s" % (expires_us, body)
+            task = asyncio.get_running_loop().create_task(self._redis_set(project_id, key, value))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        op = StoreResponse(project_id, key, endpoint, model, body.decode(), int(now * 1_000_000), expires_us)
+        self._write(op)
+        if time.monotonic() - self._purged > _PURGE_EVERY:
+            self._purged = time.monotonic()
+            self._write(PurgeExpired(int(now * 1_000_000)))
+
+    def _write(self, op: StoreResponse | PurgeExpired) -> None:
+        try:
+            self._db.writer.submit(op).add_done_callback(self._written)
+        except Exception as exc:
+            self._warn("storing", exc)
+
+    def _written(self, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            self._warn("storing", error)
+
+    async def _redis_set(self, project_id: int, key: str, value: bytes) -> None:
+        try:
+            await self._client().set(_redis_name(project_id, key), value, ex=self.ttl)
+        except Exception as exc:
+            self._warn("storing", exc)
+
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio
+
+            self._redis = redis.asyncio.Redis.from_url(self._redis_url or "", socket_timeout=5)
+        return self._redis
+
+    def _warn(self, doing: str, exc: BaseException) -> None:
+        # Once a minute at most: a cache that is down would otherwise log on every request.
+        now = time.monotonic()
+        if now - self._warned > 60:
+            self._warned = now
+            log.warning("response cache (%s) failed %s an entry: %s", self.layer, doing, exc)
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+
+def _redis_name(project_id: int, key: str) -> str:
+    return f"sightline:cache:{project_id}:{key}"

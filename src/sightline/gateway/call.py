@@ -1,0 +1,130 @@
+"""One call through the gateway, from the request's arrival to its record.
+
+A :class:`Call` holds references and timestamps only. The request is handled on the event loop;
+once its answer has been sent the call is handed to the recorder and never touched again there,
+so the writer thread can turn it into a Generation (:mod:`.capture`) without locks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+from .context import Context
+from .upstream import Target
+
+__all__ = ["Call", "kind_of", "new_id"]
+
+_rng = random.Random()
+_rng_pid = 0
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def new_id() -> str:
+    """A random UUID (version 4) for a generation id.
+
+    ``uuid.uuid4()`` reads ``os.urandom`` on every call, a system call that releases the GIL; on a
+    busy server the event loop then waits for the writer thread to hand the GIL back. Ids need to be
+    unique, not secret (a feedback key is signed separately), so a per-process generator seeded from
+    ``os.urandom`` (again after a fork) serves.
+    """
+    global _rng_pid
+    if _rng_pid != os.getpid():
+        _rng.seed(os.urandom(32))
+        _rng_pid = os.getpid()
+    h = "%032x" % (_rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def kind_of(endpoint: str) -> str:
+    """What kind of model call an endpoint makes: chat, completion, embedding or other."""
+    if endpoint.endswith("chat/completions"):
+        return "chat"
+    if endpoint.endswith("completions"):
+        return "completion"
+    if endpoint.endswith("embeddings"):
+        return "embedding"
+    return "other"
+
+
+class Call:
+    """A model call in flight or finished."""
+
+    __slots__ = (
+        "answer",
+        "body",
+        "cache_hit",
+        "cache_key",
+        "cache_mode",
+        "context",
+        "ended",
+        "endpoint",
+        "error",
+        "events",
+        "first",
+        "generation_id",
+        "hide_usage",
+        "kind",
+        "outcome",
+        "project_id",
+        "request_id",
+        "response",
+        "started",
+        "status",
+        "stream",
+        "target",
+        "wall",
+    )
+
+    def __init__(
+        self,
+        *,
+        project_id: int,
+        endpoint: str,
+        body: dict[str, Any],
+        context: Context,
+        target: Target,
+        cache_mode: str,
+        stream: bool,
+        hide_usage: bool,
+        started: float | None = None,
+        wall: float | None = None,
+    ) -> None:
+        self.project_id = project_id
+        self.endpoint = endpoint
+        self.kind = kind_of(endpoint)
+        self.body = body
+        self.context = context
+        self.target = target
+        self.cache_mode = cache_mode
+        self.cache_key: str | None = None
+        self.stream = stream
+        self.hide_usage = hide_usage
+        self.generation_id = new_id()
+        self.started = time.perf_counter() if started is None else started
+        self.wall = time.time() if wall is None else wall
+        self.first: float | None = None
+        self.ended: float | None = None
+        self.status = 0
+        self.response: bytes | None = None
+        self.answer: dict[str, Any] | None = None
+        self.events: list[bytes] | None = None
+        self.error: dict[str, Any] | None = None
+        self.outcome = "ok"
+        self.cache_hit = False
+        self.request_id: str | None = None
+
+    @property
+    def model(self) -> str:
+        model = self.body.get("model")
+        return model if isinstance(model, str) and model else "unknown"
+
+    def failed(self, error_type: str, message: str, status: int | None = None) -> None:
+        """The call ended in an error (the upstream's, or reaching it, or the caller leaving)."""
+        self.outcome = "error"
+        self.error = {"type": error_type, "message": message}
+        if status is not None:
+            self.error["statusCode"] = status

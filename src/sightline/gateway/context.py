@@ -1,0 +1,104 @@
+"""What a caller tells the gateway about a call through ``X-Sightline-*`` request headers.
+
+=============================  ==================================================================
+``X-Sightline-User-Id``        the end user (a run's user when a run id is given too)
+``X-Sightline-Session-Id``     a session
+``X-Sightline-Chat-Id``        a conversation: its calls are shown together, in order
+``X-Sightline-Run-Id``         the run (chain of calls) this call is a step of
+``X-Sightline-Template-Name``  records the prompt under this template name
+``X-Sightline-Metadata``       a JSON object of metadata; custom keys take typed values
+``X-Sightline-Cache``          ``use`` | ``skip`` | ``refresh`` (answer from / bypass / renew the cache)
+``X-Sightline-Provider``       the id or name of a stored provider to forward to
+=============================  ==================================================================
+
+Every value is checked before anything is forwarded; a bad one is an ``InvalidInput`` naming the
+header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidInput
+from ..schema import normalize_metadata
+
+__all__ = ["CACHE_CONTROLS", "Context", "parse_context"]
+
+CACHE_CONTROLS = ("use", "skip", "refresh")
+PREFIX = "x-sightline-"
+_MAX_ID = 200
+_IDS = {
+    "x-sightline-user-id": "user_id",
+    "x-sightline-session-id": "session_id",
+    "x-sightline-chat-id": "chat_id",
+    "x-sightline-run-id": "run_id",
+    "x-sightline-template-name": "template_name",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    user_id: str | None = None
+    session_id: str | None = None
+    chat_id: str | None = None
+    run_id: str | None = None
+    template_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    cache: str | None = None
+    provider: str | None = None
+
+
+EMPTY = Context()
+
+
+def _metadata(raw: str) -> dict[str, Any]:
+    # Header values arrive as latin-1 text; a client that sent UTF-8 JSON gets it back intact.
+    try:
+        value = orjson.loads(raw.encode("latin-1"))
+    except (orjson.JSONDecodeError, UnicodeEncodeError):
+        raise InvalidInput("X-Sightline-Metadata: not valid JSON", field="X-Sightline-Metadata") from None
+    try:
+        return normalize_metadata(value)
+    except ValueError as exc:
+        raise InvalidInput(f"X-Sightline-Metadata: {exc}", field="X-Sightline-Metadata") from None
+
+
+def parse_context(headers: Mapping[str, str]) -> Context:
+    """The context given by ``x-sightline-*`` headers (``headers`` holds only those, names lowercase)."""
+    if not headers:
+        return EMPTY
+    values: dict[str, Any] = {}
+    for name, value in headers.items():
+        attr = _IDS.get(name)
+        if attr is not None:
+            value = value.strip()
+            if not value or len(value) > _MAX_ID:
+                raise InvalidInput(f"{_title(name)}: expected 1-{_MAX_ID} characters", field=_title(name))
+            values[attr] = value
+        elif name == "x-sightline-metadata":
+            values["metadata"] = _metadata(value)
+        elif name == "x-sightline-cache":
+            mode = value.strip().lower()
+            if mode not in CACHE_CONTROLS:
+                raise InvalidInput(
+                    f"X-Sightline-Cache: expected one of {', '.join(CACHE_CONTROLS)}, got {value!r}",
+                    field="X-Sightline-Cache",
+                )
+            values["cache"] = mode
+        elif name == "x-sightline-provider":
+            values["provider"] = value.strip()
+    metadata = values.get("metadata")
+    if metadata:
+        # userId / sessionId given inside the metadata count as their headers (the headers win).
+        for key, attr in (("userId", "user_id"), ("sessionId", "session_id")):
+            if key in metadata:
+                values.setdefault(attr, metadata.pop(key))
+    return Context(**values)
+
+
+def _title(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
