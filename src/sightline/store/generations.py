@@ -24,6 +24,7 @@ __all__ = [
     "get_generation",
     "list_generations",
     "parse_time",
+    "context",
     "to_wire",
 ]
 
@@ -282,10 +283,29 @@ def get_generation(conn: Connection, project_id: int, gen_id: str) -> dict[str, 
     return to_wire(conn, project_id, [row._mapping])[0]
 
 
-def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
-    """Records as the API returns them: the stored body, its run's userId and metadata, latest feedback."""
-    if not rows:
-        return []
+@dataclass
+class Context:
+    """What a page of rows needs besides their bodies: their runs and their latest feedback."""
+
+    runs: dict[str, Any]
+    feedback: dict[str, Any]
+
+    def overlay(self, row: Mapping[Any, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` completed with its environment, its run's userId and metadata, its feedback."""
+        body["environment"] = row["environment"]
+        run = self.runs.get(row["run_id"]) if row["run_id"] else None
+        if run is not None:
+            meta = {**body.get("metadata", {}), **(run.body.get("metadata") or {})}
+            if run.user_id:
+                meta["userId"] = run.user_id
+            body["metadata"] = meta
+        if row["id"] in self.feedback:
+            body["feedback"] = self.feedback[row["id"]]
+        return body
+
+
+def context(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> Context:
+    """The runs and latest feedback of ``rows`` (two queries at most, whatever their number)."""
     run_ids = sorted({r["run_id"] for r in rows if r["run_id"]})
     runs: dict[str, Any] = {}
     if run_ids:
@@ -309,17 +329,12 @@ def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]
             .order_by(fb.c.ts_us, fb.c.id)
         )
         feedback = {r.generation_id: r.body for r in conn.execute(q)}
-    out = []
-    for r in rows:
-        body = dict(r["body"])
-        body["environment"] = r["environment"]
-        run = runs.get(r["run_id"]) if r["run_id"] else None
-        if run is not None:
-            meta = {**body.get("metadata", {}), **(run.body.get("metadata") or {})}
-            if run.user_id:
-                meta["userId"] = run.user_id
-            body["metadata"] = meta
-        if r["id"] in feedback:
-            body["feedback"] = feedback[r["id"]]
-        out.append(body)
-    return out
+    return Context(runs, feedback)
+
+
+def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """Records as the API returns them: the stored body, its run's userId and metadata, latest feedback."""
+    if not rows:
+        return []
+    ctx = context(conn, project_id, rows)
+    return [ctx.overlay(r, dict(r["body"])) for r in rows]

@@ -98,8 +98,8 @@ def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_generations_chat_id"), ["chat_id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_generations_project_id_model_id_ts_us"),
-            ["project_id", "model_id", "ts_us"],
+            batch_op.f("ix_generations_project_id_model_id_ts_us_total_tokens"),
+            ["project_id", "model_id", "ts_us", "total_tokens"],
             unique=False,
         )
         batch_op.create_index(
@@ -113,7 +113,7 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_generations_project_id_ts_us"), ["project_id", "ts_us"], unique=False
+            batch_op.f("ix_generations_project_id_ts_us_id"), ["project_id", "ts_us", "id"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_generations_project_id_user_id_ts_us"),
@@ -238,10 +238,10 @@ def downgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_generations_run_id"))
         batch_op.drop_index(batch_op.f("ix_generations_project_id_user_id_ts_us"))
-        batch_op.drop_index(batch_op.f("ix_generations_project_id_ts_us"))
+        batch_op.drop_index(batch_op.f("ix_generations_project_id_ts_us_id"))
         batch_op.drop_index(batch_op.f("ix_generations_project_id_template_name_ts_us"))
         batch_op.drop_index(batch_op.f("ix_generations_project_id_status_ts_us"))
-        batch_op.drop_index(batch_op.f("ix_generations_project_id_model_id_ts_us"))
+        batch_op.drop_index(batch_op.f("ix_generations_project_id_model_id_ts_us_total_tokens"))
         batch_op.drop_index(batch_op.f("ix_generations_chat_id"))
 
     op.drop_table("generations")
