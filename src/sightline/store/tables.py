@@ -138,10 +138,12 @@ generations = Table(
     Column("feedback_score", Float, nullable=True),
     Column("feedback_thumbs", String(4), nullable=True),
     Column("body", Json, nullable=False),
-    # Newest-first listings of one project, alone or narrowed by the usual filters.
-    Index(None, "project_id", "ts_us"),
+    # Newest-first listings of one project, alone or narrowed by the usual filters. The id in the
+    # first makes the full (ts_us, id) order of pages and exports an index walk, with no sort; the
+    # tokens in the third answer the tokens-by-model aggregate from the index alone.
+    Index(None, "project_id", "ts_us", "id"),
     Index(None, "project_id", "user_id", "ts_us"),
-    Index(None, "project_id", "model_id", "ts_us"),
+    Index(None, "project_id", "model_id", "ts_us", "total_tokens"),
     Index(None, "project_id", "template_name", "ts_us"),
     Index(None, "project_id", "status", "ts_us"),
     Index(None, "run_id"),
