@@ -57,6 +57,7 @@ class Chart:
     series: list[Series]
     links: list[str | None] = field(default_factory=list)
     note: str = ""
+    empty_text: str = "No data in this range."
 
     def data(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,9 @@ class Chart:
 
     @property
     def empty(self) -> bool:
+        """Nothing to draw: no value at all (a line), or only zeros (bars)."""
+        if self.kind == "line":
+            return all(v is None for s in self.series for v in s.values)
         return not any(v for s in self.series for v in s.values)
 
 
@@ -194,7 +198,15 @@ def build_charts(results: Results, w: Window, scope: dict[str, str], tr: TimeRan
         ),
         Chart("errors", "Error rate", "line", "pct", labels, [Series("errors", error_rate)]),
         Chart("cache", "Cache hit rate", "line", "pct", labels, [Series("cache hits", hit_rate)]),
-        Chart("saved", "Cost saved by the cache", "bar", "usd", labels, [Series("saved", saved)]),
+        Chart(
+            "saved",
+            "Cost saved by the cache",
+            "bar",
+            "usd",
+            labels,
+            [Series("saved", saved)],
+            empty_text="Nothing saved by the cache in this range.",
+        ),
         _ranking("users", "Top users by cost", results.users, filtered("userId")),
         _ranking("templates", "Top templates by cost", results.templates, filtered("template.name")),
     ]

@@ -166,7 +166,7 @@ def tokens_per_second(gen: dict[str, Any]) -> float | None:
 
 
 def feedback_summary(fb: dict[str, Any] | None) -> str:
-    """A short text for a feedback: ``★4 👍 “comment…”``."""
+    """A short text for a feedback: ``★4 ▲ “comment…”`` (▲ thumbs up, ▼ down)."""
     if not fb:
         return ""
     parts = []
@@ -175,9 +175,9 @@ def feedback_summary(fb: dict[str, Any] | None) -> str:
     if fb.get("score") is not None:
         parts.append(f"{fb['score']:.2f}")
     if fb.get("thumbs") == "up":
-        parts.append("👍")
+        parts.append("▲")
     elif fb.get("thumbs") == "down":
-        parts.append("👎")
+        parts.append("▼")
     if fb.get("comment"):
         comment = str(fb["comment"])
         parts.append(f"“{comment[:40]}{'…' if len(comment) > 40 else ''}”")

@@ -10,7 +10,7 @@
     if (value === null || value === undefined) { return "—"; }
     if (unit === "usd") {
       if (value === 0) { return "$0"; }
-      return "$" + (Math.abs(value) >= 1 ? value.toFixed(2) : value.toPrecision(2));
+      return "$" + (Math.abs(value) >= 1 ? value.toFixed(2) : String(Number(value.toPrecision(2))));
     }
     if (unit === "ms") { return value >= 1000 ? (value / 1000).toFixed(2) + " s" : Math.round(value) + " ms"; }
     if (unit === "pct") { return (value * 100).toFixed(1) + "%"; }

@@ -1,0 +1,165 @@
+"""Sessions, CSRF, roles and rendering rules of the dashboard, in process (ASGI, no browser)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from sightline.server.dashboard.generations import parse_filters
+from sightline.server.dashboard.prompts import diff
+from sightline.server.dashboard.render import local_path, safe_link
+from sightline.store.projects import create_user
+from tests.conftest import Api
+
+sqlite_only = pytest.mark.parametrize("dialect", ["sqlite"])  # the pages' logic is the same on both
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+async def logged_in(api: Api, username: str = "admin", role: str = "admin") -> httpx.AsyncClient:
+    """A client of the same app with no API key, logged in as a new user."""
+    with api.db.transaction() as conn:
+        create_user(conn, username, "a-long-password", role)
+    http = httpx.AsyncClient(transport=api.http._transport, base_url="http://sightline.test")
+    form = await http.get("/login")
+    r = await http.post(
+        "/login", data={"username": username, "password": "a-long-password", "csrf": csrf_of(form.text)}
+    )
+    assert r.status_code == 303, r.text
+    return http
+
+
+async def send(api: Api, **fields: Any) -> str:
+    body: dict[str, Any] = {"id": str(uuid.uuid4()), "model": {"id": "gpt-4o"}, **fields}
+    r = await api.http.post("/api/generations", json=body)
+    assert r.status_code == 201, r.text
+    return str(body["id"])
+
+
+@sqlite_only
+async def test_pages_need_a_session_and_a_forged_cookie_is_no_session(api: Api) -> None:
+    http = httpx.AsyncClient(transport=api.http._transport, base_url="http://sightline.test")
+    r = await http.get("/analytics?range=30d")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fanalytics%3Frange%3D30d"
+    http.cookies.set("sightline_session", "eyJ1IjoxLCJjIjoieCJ9.forged.signature")
+    assert (await http.get("/generations")).status_code == 303
+
+
+@sqlite_only
+async def test_login_refuses_a_missing_csrf_token_and_wrong_passwords(api: Api) -> None:
+    with api.db.transaction() as conn:
+        create_user(conn, "ann", "a-long-password", "member")
+    http = httpx.AsyncClient(transport=api.http._transport, base_url="http://sightline.test")
+    r = await http.post("/login", data={"username": "ann", "password": "a-long-password"})
+    assert r.status_code == 403 and "text/html" in r.headers["content-type"]
+    token = csrf_of((await http.get("/login")).text)
+    r = await http.post("/login", data={"username": "ann", "password": "nope", "csrf": token})
+    assert r.status_code == 401 and "Wrong username or password." in r.text
+    r = await http.post(
+        "/login",
+        data={"username": "ann", "password": "a-long-password", "csrf": token, "next": "//evil.test/x"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/generations"  # no open redirect
+
+
+@sqlite_only
+async def test_pages_carry_security_headers(api: Api) -> None:
+    http = await logged_in(api)
+    r = await http.get("/generations")
+    assert r.status_code == 200
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
+
+
+@sqlite_only
+async def test_members_get_403_on_admin_pages_and_forms(api: Api) -> None:
+    http = await logged_in(api, "mia", "member")
+    page = await http.get("/generations")
+    for path in ("/admin", "/admin/users", "/admin/keys", "/admin/providers"):
+        r = await http.get(path)
+        assert r.status_code == 403 and "Not allowed" in r.text, path
+    r = await http.post(
+        "/admin/keys", data={"project": "demo", "environment": "dev", "csrf": csrf_of(page.text)}
+    )
+    assert r.status_code == 403
+    r = await http.post(
+        "/admin/users/role", data={"username": "mia", "role": "admin", "csrf": csrf_of(page.text)}
+    )
+    assert r.status_code == 403
+
+
+@sqlite_only
+async def test_a_metadata_url_that_is_not_http_is_not_a_link(api: Api) -> None:
+    gen_id = await send(
+        api, metadata={"bad": {"type": "url", "url": "javascript:alert(1)", "text": "click me"}}
+    )
+    http = await logged_in(api)
+    r = await http.get(f"/generations/{gen_id}")
+    assert "click me" in r.text and "(unsafe link not followed)" in r.text
+    assert 'href="javascript' not in r.text
+
+
+@sqlite_only
+async def test_unknown_filter_shows_its_error_on_the_page(api: Api) -> None:
+    http = await logged_in(api)
+    r = await http.get("/generations?status=maybe")
+    assert r.status_code == 400 and "status: expected ok or error" in r.text
+    r = await http.get("/generations?meta=no-equals-sign")
+    assert r.status_code == 400 and "key=value" in r.text
+
+
+@sqlite_only
+async def test_the_next_page_follows_the_cursor(api: Api) -> None:
+    for minute in range(5):
+        await send(api, timestamp=f"2026-11-01T00:0{minute}:00Z", metadata={"userId": "pat"})
+    http = await logged_in(api)
+    first = await http.get("/generations?userId=pat&limit=2")
+    older = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert older, "no link to older generations"
+    second = await http.get(older.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200
+    times = re.findall(r"2026-11-01 00:0(\d):00", first.text + second.text)
+    assert times == ["4", "3", "2", "1"]
+
+
+def test_filters_from_the_address() -> None:
+    now = 10 * 86_400_000_000
+    f = parse_filters(
+        [("userId", "alice"), ("range", "24h"), ("meta", "plan=pro"), ("project", "demo"), ("cursor", "")],
+        "prod",
+        now,
+    )
+    assert f.filter.user_id == "alice" and f.filter.environment == "prod"
+    assert f.filter.from_us == now - 86_400_000_000
+    assert f.filter.metadata == {"plan": "pro"}
+    assert f.params == {"userId": "alice", "range": "24h", "metadata.plan": "pro"}
+    custom = parse_filters([("range", "custom"), ("from", "2026-11-01T10:00")], None, now)
+    assert custom.params["from"] == "2026-11-01T10:00" and custom.params["range"] == "custom"
+
+
+def test_prompt_diff_marks_added_and_removed_lines() -> None:
+    lines = diff("[user]\nHello {name}\nBye", "[user]\nHi there, {name}!\nBye")
+    assert [(line.kind, line.text) for line in lines] == [
+        ("same", "[user]"),
+        ("remove", "Hello {name}"),
+        ("add", "Hi there, {name}!"),
+        ("same", "Bye"),
+    ]
+
+
+def test_only_local_redirects_and_web_links() -> None:
+    assert local_path("/runs?x=1") == "/runs?x=1"
+    assert local_path("https://evil.test") == "/generations"
+    assert local_path("/\\evil.test") == "/generations"
+    assert safe_link("https://example.com/a") == "https://example.com/a"
+    assert safe_link(" JavaScript:alert(1)") is None
+    assert safe_link("data:text/html,hi") is None
