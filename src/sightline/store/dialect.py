@@ -41,13 +41,18 @@ def _insert(conn: Connection, table: Table) -> Any:
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same keys), silently skipping any whose primary key is there.
 
-    This is the ingest hot path: the statement is compiled once per table and column set, and the
-    rows go to the driver's executemany as they are (JSON columns serialised here), skipping
-    SQLAlchemy's per-row parameter processing, which cost more than SQLite's own work.
+    This is the ingest hot path, so rows go to the driver as they are (JSON columns serialised
+    here), skipping SQLAlchemy's per-row parameter processing, which cost more than SQLite's own
+    work. SQLite takes them through executemany of one statement compiled once per column set;
+    PostgreSQL through multi-row ``VALUES`` (one round trip and one plan for hundreds of rows,
+    where executemany would execute the statement once a row).
     """
     if not rows:
         return
     columns = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        _insert_values(conn, table, columns, rows)
+        return
     key = (conn.dialect.name, table.name, columns)
     hit = _compiled.get(key)
     if hit is None:
@@ -63,6 +68,23 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
         rows = [{**row, **{c: json_text(row[c]) for c in json_columns}} for row in rows]
     params: Any = [tuple(row[c] for c in order) for row in rows] if order is not None else list(rows)
     conn.exec_driver_sql(sql, params)
+
+
+_PG_MAX_PARAMS = 60_000  # PostgreSQL allows 65,535 parameters per statement
+
+
+def _insert_values(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> None:
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    names = ", ".join(f'"{c}"' for c in columns)
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    per_statement = max(1, _PG_MAX_PARAMS // len(columns))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params = [json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns]
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} ON CONFLICT DO NOTHING'
+        conn.exec_driver_sql(sql, tuple(params))
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
