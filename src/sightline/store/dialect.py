@@ -83,7 +83,8 @@ def _insert_values(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         params = [json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns]
-        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} ON CONFLICT DO NOTHING'
+        values = ", ".join([one] * len(chunk))
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
         conn.exec_driver_sql(sql, tuple(params))
 
 
