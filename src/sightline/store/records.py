@@ -156,7 +156,7 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
     }
     for column in _TEXT_COLUMNS:
         value = row[column]
-        if value is not None and "\x00" in value:
+        if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(
                 f"{_TEXT_COLUMNS[column]}: must not contain NUL characters", field=_TEXT_COLUMNS[column]
             )
