@@ -265,3 +265,22 @@ def test_pages_fit_a_phone_screen(page: Page, dashboard: Dashboard) -> None:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 391, f"{path} is {width}px wide on a 390px screen"
+
+
+def test_admin_adds_a_provider_key_that_is_never_shown(page: Page) -> None:
+    login(page)
+    page.goto("/admin/providers")
+    form = page.locator("form", has=page.get_by_role("button", name="Add key"))
+    form.get_by_label("Name").fill("local-llm")
+    form.get_by_label("Base URL").fill("http://127.0.0.1:9/v1")
+    form.get_by_label("API key").fill("sk-provider-secret-123")
+    form.get_by_role("button", name="Add key").click()
+    expect(page.get_by_role("status")).to_contain_text("Added provider local-llm")
+    row = page.get_by_role("table", name="Provider keys").locator("tbody tr", has_text="local-llm")
+    expect(row).to_contain_text("http://127.0.0.1:9/v1")
+    expect(row).to_contain_text("default")
+    assert "sk-provider-secret-123" not in page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("status")).to_have_text("Removed the provider.")
+    expect(page.get_by_role("table", name="Provider keys")).not_to_contain_text("local-llm")

@@ -6,14 +6,13 @@ hash is stored). A provider key is stored encrypted and never shown at all after
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput, NotFound, SightlineError
+from ...errors import SightlineError
+from ...store import providers as provider_store
 from ...store.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
 from .context import AdminDep, FormDep, View
 from .render import page, redirect, url_with
@@ -105,73 +104,28 @@ def revoke(key_id: int, request: Request, view: AdminDep, form: FormDep) -> Resp
     return redirect(request, url_with("/admin/keys", view.scope))
 
 
-def _providers() -> ModuleType | None:
-    """The gateway's provider-key store, when this build has it."""
-    try:
-        return importlib.import_module("sightline.store.providers")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sightline.store.providers":
-            raise
-        return None
-
-
-def _field(item: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(item, dict) and name in item:
-            return item[name]
-        if hasattr(item, name):
-            return getattr(item, name)
-    return None
-
-
-def _provider_rows(items: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": _field(p, "id"),
-            "name": _field(p, "name"),
-            "base_url": _field(p, "base_url", "baseUrl"),
-            "hint": _field(p, "key_hint", "hint", "prefix", "last4"),
-            "default": bool(_field(p, "is_default", "default")),
-            "created_us": _field(p, "created_us", "created"),
-        }
-        for p in items
-    ]
-
-
 @router.get("/providers", include_in_schema=False)
 def providers_page(request: Request, view: AdminDep) -> Response:
-    store = _providers()
-    items: list[Any] = []
-    if store is not None and view.project is not None:
+    providers: list[dict[str, Any]] = []
+    if view.project is not None:
         with request.app.state.db.read() as conn:
-            items = list(store.list_providers(conn, view.project_id))
-    return page(
-        request,
-        "admin_providers.html",
-        view=view,
-        title="Provider keys",
-        available=store is not None,
-        providers=_provider_rows(items),
-    )
+            providers = provider_store.list_providers(conn, view.project_id)
+    return page(request, "admin_providers.html", view=view, title="Provider keys", providers=providers)
 
 
 def _provider_write(request: Request, view: View, action: str, **values: Any) -> Response:
     session = load_session(request)
-    store = _providers()
-    if store is None:
-        raise NotFound("provider keys come with the gateway, which this build does not have yet")
     try:
         with request.app.state.db.transaction() as conn:
             if action == "add":
-                store.add_provider(
-                    conn, view.project_id, secret_key=request.app.state.settings.secret_key, **values
-                )
+                secret_key = request.app.state.settings.secret_key
+                provider_store.add_provider(conn, view.project_id, secret_key=secret_key, **values)
                 session.say("ok", f"Added provider {values['name']}; its key is stored encrypted.")
             elif action == "remove":
-                store.remove_provider(conn, view.project_id, values["provider_id"])
-                session.say("ok", "Removed the provider key.")
+                provider_store.remove_provider(conn, view.project_id, values["provider_id"])
+                session.say("ok", "Removed the provider.")
             else:
-                store.set_default_provider(conn, view.project_id, values["provider_id"])
+                provider_store.set_default_provider(conn, view.project_id, values["provider_id"])
                 session.say("ok", "Default provider changed.")
     except SightlineError as exc:
         session.say("error", exc.message)
@@ -181,12 +135,10 @@ def _provider_write(request: Request, view: View, action: str, **values: Any) ->
 @router.post("/providers", include_in_schema=False)
 def add_provider(request: Request, view: AdminDep, form: FormDep) -> Response:
     name, base_url, api_key = _text(form, "name"), _text(form, "base_url"), _text(form, "api_key")
-    if not name or not base_url or not api_key:
-        load_session(request).say("error", "A provider needs a name, a base URL and a key.")
+    if not name or not base_url:
+        load_session(request).say("error", "A provider needs a name and a base URL.")
         return redirect(request, url_with("/admin/providers", view.scope))
-    if not base_url.startswith(("http://", "https://")):
-        raise InvalidInput("base URL must start with http:// or https://", field="base_url")
-    return _provider_write(request, view, "add", name=name, base_url=base_url, api_key=api_key)
+    return _provider_write(request, view, "add", name=name, base_url=base_url, api_key=api_key or None)
 
 
 @router.post("/providers/{provider_id}/remove", include_in_schema=False)
