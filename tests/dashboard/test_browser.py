@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.dashboard.conftest import SCRIPT_REPLY, Dashboard, login
 
@@ -284,3 +284,21 @@ def test_admin_adds_a_provider_key_that_is_never_shown(page: Page) -> None:
     row.get_by_role("button", name="Remove").click()
     expect(page.get_by_role("status")).to_have_text("Removed the provider.")
     expect(page.get_by_role("table", name="Provider keys")).not_to_contain_text("local-llm")
+
+
+def test_without_javascript_every_chart_is_a_table(browser: Browser, dashboard: Dashboard) -> None:
+    context = browser.new_context(base_url=dashboard.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        login(page)
+        page.goto("/analytics")
+        requests = page.locator("#chart-requests")
+        expect(requests.locator("canvas")).to_be_hidden()
+        expect(requests.get_by_role("table")).to_be_visible()
+        expect(requests.get_by_role("columnheader", name="gpt-4o-mini")).to_be_visible()
+        page.goto("/generations")
+        page.get_by_label("User id").fill("bob")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.get_by_role("table", name="Generations").locator("tbody tr")).to_have_count(2)
+    finally:
+        context.close()
