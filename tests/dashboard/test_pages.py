@@ -113,8 +113,9 @@ async def test_unknown_filter_shows_its_error_on_the_page(api: Api) -> None:
     http = await logged_in(api)
     r = await http.get("/generations?status=maybe")
     assert r.status_code == 400 and "status: expected ok or error" in r.text
-    r = await http.get("/generations?meta=no-equals-sign")
+    r = await http.get("/generations?meta=no-equals-sign&userId=ann")
     assert r.status_code == 400 and "key=value" in r.text
+    assert 'value="no-equals-sign"' in r.text and 'value="ann"' in r.text  # the form keeps what was sent
 
 
 @sqlite_only

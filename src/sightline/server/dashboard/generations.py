@@ -100,8 +100,10 @@ def generations_page(request: Request, view: ViewDep) -> Response:
     error = None
     try:
         filters = parse_filters(request.query_params.multi_items(), view.environment, now_us())
-    except InvalidInput as exc:
-        filters, error = Filters(), exc.message
+    except InvalidInput as exc:  # show the form as it was sent, with what is wrong
+        q = request.query_params
+        sent = {k: v for k, v in q.items() if k not in (*_SCOPE_PARAMS, "meta", "cursor")}
+        filters, error = Filters(params=sent, meta=q.getlist("meta")), exc.message
     rows: list[Any] = []
     next_url = None
     if error is None:
