@@ -298,3 +298,23 @@ def test_client_without_openai_key_fails_like_openai(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(openai.OpenAIError):
         sightline.Client(sightline=config())
+
+
+def test_parse_is_recorded(client: sightline.Client, capture: Capture) -> None:
+    from pydantic import BaseModel
+
+    class Emoji(BaseModel):
+        emoji: str
+
+    parsed = client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[USER],
+        response_format=Emoji,
+        extra_headers={"x-fake-reply": '{"emoji": "ball"}'},
+        sightline={"chat_id": "parsed"},
+    )
+    assert parsed.choices[0].message.parsed == Emoji(emoji="ball")
+    body = capture.one()
+    assert body["chatId"] == "parsed"
+    assert body["output"]["content"] == '{"emoji": "ball"}'
+    assert "response_format" in body["parameters"]

@@ -111,6 +111,12 @@ class _ChatCompletions(ChatCompletions):
         """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return _call(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
 
+    if not TYPE_CHECKING:  # type checkers keep openai's generic signature of parse()
+
+        def parse(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+            """``openai``'s ``chat.completions.parse``, recorded; ``sightline=`` takes :class:`CallParams`."""
+            return _call(self._client._sightline, CHAT, super().parse, kwargs, sightline)
+
 
 class _Completions(Completions):
     @overload  # type: ignore[override]
@@ -151,6 +157,12 @@ class _AsyncChatCompletions(AsyncChatCompletions):
     async def create(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
         """``openai``'s ``chat.completions.create``, recorded; ``sightline=`` takes :class:`CallParams`."""
         return await _acall(self._client._sightline, CHAT, super().create, kwargs, sightline)  # type: ignore[attr-defined]
+
+    if not TYPE_CHECKING:
+
+        async def parse(self, *, sightline: SightlineArg = None, **kwargs: Any) -> Any:
+            """``openai``'s ``chat.completions.parse``, recorded; ``sightline=`` takes :class:`CallParams`."""
+            return await _acall(self._client._sightline, CHAT, super().parse, kwargs, sightline)
 
 
 class _AsyncCompletions(AsyncCompletions):
