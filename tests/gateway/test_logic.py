@@ -19,7 +19,7 @@ from sightline.gateway import (
     replay,
     split_headers,
 )
-from sightline.gateway.call import new_id
+from sightline.gateway.call import IdSource
 from sightline.gateway.capture import generation_body
 from sightline.gateway.context import Context
 from sightline.gateway.upstream import Target
@@ -89,6 +89,7 @@ def test_context_headers_are_checked() -> None:
 
 
 def test_new_ids_are_version_4_uuids() -> None:
+    new_id = IdSource()
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(uuid.UUID(i).version == 4 for i in ids)

@@ -18,7 +18,7 @@ from sightline.store.providers import (
     set_cache_mode,
     set_default_provider,
 )
-from tests.gateway.conftest import GatewayServer, unique
+from tests.gateway.conftest import GatewayServer, unique, wait_for
 from tests.gateway.upstream import FakeUpstream
 
 SECRET = "s3cret-for-tests"
@@ -168,4 +168,4 @@ def test_a_client_leaving_mid_stream_ends_the_upstream_request(
     assert gen["output"]["content"].startswith("reply #")  # what did arrive is kept
     assert gen["performance"]["latency"] < 5000
     # The gateway closed its upstream request too: the upstream stopped writing long before 200 words.
-    assert upstream.open_streams == 0
+    assert wait_for(lambda: upstream.open_streams == 0, timeout=2)

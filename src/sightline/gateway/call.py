@@ -1,8 +1,8 @@
 """One call through the gateway, from the request's arrival to its record.
 
-A :class:`Call` holds references and timestamps only. The request is handled on the event loop;
-once its answer has been sent the call is handed to the recorder and never touched again there,
-so the writer thread can turn it into a Generation (:mod:`.capture`) without locks.
+A :class:`Call` holds references and timestamps only: nothing is parsed or built for the record
+while the caller waits. Once its answer has been sent, the call goes to the recorder, which turns
+it into a Generation (:mod:`.capture`) between later requests.
 """
 
 from __future__ import annotations
@@ -10,33 +10,32 @@ from __future__ import annotations
 import os
 import random
 import time
+import uuid
 from typing import Any
 
 from .context import Context
 from .upstream import Target
 
-__all__ = ["Call", "kind_of", "new_id"]
+__all__ = ["Call", "IdSource", "kind_of"]
 
-_rng = random.Random()
-_rng_pid = 0
 _VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
 
 
-def new_id() -> str:
-    """A random UUID (version 4) for a generation id.
+class IdSource:
+    """Random UUIDs (version 4) for generation ids, from a generator seeded once by ``os.urandom``.
 
     ``uuid.uuid4()`` reads ``os.urandom`` on every call, a system call that releases the GIL; on a
-    busy server the event loop then waits for the writer thread to hand the GIL back. Ids need to be
-    unique, not secret (a feedback key is signed separately), so a per-process generator seeded from
-    ``os.urandom`` (again after a fork) serves.
+    busy server the event loop then waits for another thread to hand the GIL back. Ids need to be
+    unique, not secret (a feedback key is signed separately). Make one source per process.
     """
-    global _rng_pid
-    if _rng_pid != os.getpid():
-        _rng.seed(os.urandom(32))
-        _rng_pid = os.getpid()
-    h = "%032x" % (_rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def __init__(self) -> None:
+        self._rng = random.Random(os.urandom(32))
+
+    def __call__(self) -> str:
+        h = "%032x" % (self._rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def kind_of(endpoint: str) -> str:
@@ -92,6 +91,7 @@ class Call:
         hide_usage: bool,
         started: float | None = None,
         wall: float | None = None,
+        generation_id: str | None = None,
     ) -> None:
         self.project_id = project_id
         self.endpoint = endpoint
@@ -103,7 +103,7 @@ class Call:
         self.cache_key: str | None = None
         self.stream = stream
         self.hide_usage = hide_usage
-        self.generation_id = new_id()
+        self.generation_id = generation_id or str(uuid.uuid4())
         self.started = time.perf_counter() if started is None else started
         self.wall = time.time() if wall is None else wall
         self.first: float | None = None

@@ -1,9 +1,9 @@
 """Turning a finished :class:`~.call.Call` into the Generation it records.
 
-Runs on the writer thread, never on the event loop: parsing the answer, merging stream chunks and
-pricing may take their time there. It records what the SDK records for the same call (input,
-output, parameters, usage, timings, the caller's context), plus ``cacheHit`` and, on a hit, the
-cost the cache saved.
+Runs after the caller has its answer (see :mod:`.recorder`): parsing the answer, merging stream
+chunks and pricing happen there, never while the caller waits. It records what the SDK records
+for the same call (input, output, parameters, usage, timings, the caller's context), plus
+``cacheHit`` and, on a hit, the cost the cache saved.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ _RENAMED = {
 }
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+def _when(timestamp: float) -> datetime:
+    # A datetime, not ISO text: the Generation model takes it as is instead of parsing it back.
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def _parameters(body: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def generation_body(call: Call) -> dict[str, Any]:
         model["provider"] = call.target.provider
     body: dict[str, Any] = {
         "id": call.generation_id,
-        "timestamp": _iso(call.wall),
+        "timestamp": _when(call.wall),
         "model": model,
         "input": _input(call),
         "output": _output(call, answer) if answer is not None else {},

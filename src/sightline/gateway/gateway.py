@@ -29,7 +29,7 @@ from ..store import Database
 from ..store.records import Scope
 from .cache import ResponseCache
 from .cachekey import CACHEABLE_KINDS, cache_key
-from .call import Call, kind_of
+from .call import Call, IdSource, kind_of
 from .context import PREFIX, Context
 from .providers import ProviderDirectory
 from .recorder import Recorder
@@ -125,6 +125,7 @@ class Gateway:
         )
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
         self.recorder = Recorder(db.writer)
+        self._ids = IdSource()
 
     async def target(self, project_id: int, context: Context) -> Target:
         """Where a request that is not a model call goes (the chosen provider, else the default)."""
@@ -161,6 +162,7 @@ class Gateway:
             hide_usage=hide_usage,
             started=started,
             wall=wall,
+            generation_id=self._ids(),
         )
         if mode != "skip" and call.kind in CACHEABLE_KINDS and self.cache.ttl > 0:
             call.cache_key = cache_key(scope.project_id, endpoint, body)
@@ -268,6 +270,6 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Hand what is left to the writer and close the upstream connections and the cache."""
-        self.recorder.flush()
+        self.recorder.close()
         await self.cache.aclose()
         await self.upstream.aclose()

@@ -1,88 +1,71 @@
 """Recording gateway calls through the same group-commit writer as ingestion.
 
-The event loop only appends a finished call to a list; every few milliseconds the list goes to
-the writer as one operation. The writer thread then builds, validates and prices the Generations
-(:mod:`.capture`) and inserts them with :class:`~sightline.store.ingest.InsertGenerations`, so the
-caller's answer never waits for any of it.
+After a call's answer has gone out, the call is queued here. The event loop turns queued calls
+into Generations one at a time, each in a callback of its own (~30 µs), so a request arriving
+meanwhile waits for one of them at most; every ``interval`` seconds the prepared rows go to the
+writer as one :class:`~sightline.store.ingest.InsertGenerations` per project and environment.
+
+Why not prepare them on the writer thread: on a busy server the writer would then hold the GIL
+for milliseconds at a time (building and validating a batch is pure Python), and the event loop,
+ready to answer the next request, would wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from ..errors import SightlineError
 from ..schema import Generation, Run
 from ..store.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
 from ..store.records import Scope
-from ..store.writer import Writer
+from ..store.writer import WriteOp, Writer
 from .call import Call
 from .capture import generation_body
 
-__all__ = ["RecordCalls", "Recorder"]
+__all__ = ["Recorder", "prepare"]
 
 log = logging.getLogger(__name__)
 
 
-def _generation(call: Call) -> Generation | None:
+def prepare(call: Call, scope: Scope) -> PreparedGeneration | None:
+    """The rows recording ``call``; ``None`` (logged) when it cannot be recorded."""
     body = generation_body(call)
     try:
-        return Generation.model_validate(body)
+        gen = Generation.model_validate(body)
     except ValidationError as first:
         # A request the upstream refused may carry parameters our schema refuses too (temperature -1,
         # messages without a role): the call is still recorded, without them.
         body.pop("parameters", None)
         body.pop("template", None)
         try:
-            return Generation.model_validate(body)
+            gen = Generation.model_validate(body)
         except ValidationError:
             log.warning("gateway call %s not recorded: %s", call.generation_id, first.errors()[:1])
             return None
-
-
-@dataclass(slots=True)
-class RecordCalls:
-    """A write operation: record finished calls of one project/environment as Generations."""
-
-    scope: Scope
-    calls: list[Call]
-    size: int = 0
-
-    def __post_init__(self) -> None:
-        self.size = len(self.calls)
-
-    def apply(self, conn: Connection) -> list[bool]:
-        prepared: list[PreparedGeneration] = []
-        for call in self.calls:
-            gen = _generation(call)
-            if gen is None:
-                continue
-            try:
-                prepared.append(prepare_generation(gen, self.scope))
-            except SightlineError as exc:
-                log.warning("gateway call %s not recorded: %s", call.generation_id, exc.message)
-        if not prepared:
-            return []
-        created: list[bool] = InsertGenerations(self.scope, prepared).apply(conn)
-        return created
+    try:
+        return prepare_generation(gen, scope)
+    except SightlineError as exc:
+        log.warning("gateway call %s not recorded: %s", call.generation_id, exc.message)
+        return None
 
 
 class Recorder:
-    """Collects finished calls on the event loop and hands them to the writer in batches."""
+    """Turns finished calls into Generations between requests and hands them to the writer in batches."""
 
-    def __init__(self, writer: Writer, *, interval: float = 0.005, batch: int = 512) -> None:
+    def __init__(self, writer: Writer, *, interval: float = 0.02, batch: int = 1000) -> None:
         self._writer = writer
         self._interval = interval
         self._batch = batch
-        self._pending: dict[Scope, list[Call]] = {}
+        self._queue: deque[tuple[Scope, Call]] = deque()
+        self._prepared: dict[Scope, list[PreparedGeneration]] = {}
         self._count = 0
+        self._working = False
         self._timer: asyncio.TimerHandle | None = None
         self._runs: OrderedDict[tuple[int, str, str], None] = OrderedDict()
         self.recorded = 0
@@ -90,15 +73,29 @@ class Recorder:
 
     def add(self, scope: Scope, call: Call) -> None:
         """Record ``call`` (finished, and never changed again) soon."""
-        calls = self._pending.get(scope)
-        if calls is None:
-            calls = self._pending[scope] = []
-        calls.append(call)
-        self._count += 1
+        self._queue.append((scope, call))
+        if not self._working:
+            self._working = True
+            asyncio.get_running_loop().call_soon(self._work)
+
+    def _work(self) -> None:
+        # One call per turn of the event loop: requests that arrive meanwhile go first.
+        scope, call = self._queue.popleft()
+        prepared = prepare(call, scope)
+        if prepared is not None:
+            rows = self._prepared.get(scope)
+            if rows is None:
+                rows = self._prepared[scope] = []
+            rows.append(prepared)
+            self._count += 1
         if self._count >= self._batch:
             self.flush()
-        elif self._timer is None:
+        elif self._timer is None and self._count:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
+        if self._queue:
+            asyncio.get_running_loop().call_soon(self._work)
+        else:
+            self._working = False
 
     def announce_run(self, scope: Scope, run_id: str, user_id: str) -> None:
         """Make sure run ``run_id`` exists and belongs to ``user_id`` (the run owns the user id)."""
@@ -108,20 +105,28 @@ class Recorder:
         self._runs[key] = None
         if len(self._runs) > 10_000:
             self._runs.popitem(last=False)
-        # Sent before the calls that follow it, so the writer applies it first.
-        self.flush()
+        # Queued now, so the writer applies it before the calls that follow it.
         self._submit(UpsertRun(scope, Run(id=run_id, user_id=user_id, status="running")))
 
     def flush(self) -> None:
-        """Hand every pending call to the writer now."""
+        """Hand every prepared call to the writer now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._pending, self._count = self._pending, {}, 0
-        for scope, calls in pending.items():
-            self._submit(RecordCalls(scope, calls))
+        prepared, self._prepared, self._count = self._prepared, {}, 0
+        for scope, rows in prepared.items():
+            self._submit(InsertGenerations(scope, rows))
 
-    def _submit(self, op: RecordCalls | UpsertRun) -> None:
+    def close(self) -> None:
+        """Prepare what is still queued and hand everything to the writer (at shutdown)."""
+        while self._queue:
+            scope, call = self._queue.popleft()
+            prepared = prepare(call, scope)
+            if prepared is not None:
+                self._prepared.setdefault(scope, []).append(prepared)
+        self.flush()
+
+    def _submit(self, op: WriteOp) -> None:
         try:
             future = self._writer.submit(op)
         except SightlineError as exc:

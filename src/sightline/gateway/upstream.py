@@ -111,7 +111,12 @@ class Upstream:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=60, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True, trust_env=False
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                trust_env=False,
+                # A shared jar would replay one caller's upstream cookies on everyone's requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

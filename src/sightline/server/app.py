@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from .. import __version__
 from ..gateway import Gateway
@@ -58,12 +59,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_dashboard(app)
     gateway = app.state.gateway = Gateway(settings, db)
     app.include_router(aieye.router)
-    app.add_middleware(
-        proxy.GatewayDispatch, proxy=proxy.ProxyApp(gateway, app.state.keys, settings.max_body_bytes)
-    )
+    proxy.install(app, gateway)
     return app
 
 
-def app_from_environment() -> FastAPI:
-    """The app with settings from ``SIGHTLINE_*`` variables (how each ``serve`` worker builds it)."""
-    return create_app(Settings())
+def app_from_environment() -> ASGIApp:
+    """The app with settings from ``SIGHTLINE_*`` variables (how each ``serve`` worker builds it).
+
+    ``/v1`` requests go to the gateway ahead of the framework's own layers (see ``proxy.ahead_of``).
+    """
+    return proxy.ahead_of(create_app(Settings()))
