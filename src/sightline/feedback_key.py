@@ -49,12 +49,29 @@ def _mac(key_hash: str, payload: bytes) -> bytes:
     return hmac.new(bytes.fromhex(key_hash), payload, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
+class Signer:
+    """Makes the feedback keys of one API key.
+
+    The key's hash, its reference and the keyed HMAC state are computed once, so signing one
+    generation (on a caller's thread, or per gateway request) costs a state copy and one update.
+    """
+
+    def __init__(self, api_key: str) -> None:
+        key_hash = hash_api_key(api_key)
+        self._reference = bytes.fromhex(key_reference(key_hash))
+        self._mac = hmac.new(bytes.fromhex(key_hash), digestmod=hashlib.sha256)
+
+    def sign(self, generation_uuid: bytes) -> str:
+        """The feedback key of the generation whose UUID has these 16 bytes."""
+        payload = generation_uuid + self._reference
+        mac = self._mac.copy()
+        mac.update(payload)
+        return PREFIX + base64.urlsafe_b64encode(payload + mac.digest()[:_MAC_BYTES]).rstrip(b"=").decode()
+
+
 def make_feedback_key(api_key: str, generation_id: str) -> str:
     """A feedback key for ``generation_id``, signed for the project of ``api_key``."""
-    key_hash = hash_api_key(api_key)
-    payload = uuid.UUID(generation_id).bytes + bytes.fromhex(key_reference(key_hash))
-    token = base64.urlsafe_b64encode(payload + _mac(key_hash, payload)).rstrip(b"=")
-    return PREFIX + token.decode()
+    return Signer(api_key).sign(uuid.UUID(generation_id).bytes)
 
 
 def parse_feedback_key(feedback_key: str) -> tuple[str, str]:

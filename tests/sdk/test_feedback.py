@@ -68,12 +68,3 @@ def test_bad_feedback_is_a_value_error(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         client.send_feedback(**kwargs)  # type: ignore[arg-type]
-
-
-def test_the_sdk_signer_makes_the_same_keys_as_feedback_key() -> None:
-    from sightline.sdk._signer import Signer
-
-    signer = Signer("sl_some_key")
-    for _ in range(50):
-        generation = uuid.uuid4()
-        assert signer.sign(generation.bytes) == make_feedback_key("sl_some_key", str(generation))

@@ -7,7 +7,8 @@ import logging
 import pytest
 
 import sightline
-from sightline.sdk import _encode, _signer
+from sightline import feedback_key
+from sightline.sdk import _encode
 from tests.sdk.conftest import USER, Capture
 
 
@@ -21,7 +22,7 @@ def test_a_bookkeeping_bug_is_logged_and_the_call_goes_ahead(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(_signer.Signer, "sign", _broken)
+    monkeypatch.setattr(feedback_key.Signer, "sign", _broken)
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
     with caplog.at_level(logging.ERROR, logger="sightline.sdk"):
         response = client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
@@ -32,7 +33,7 @@ def test_a_bookkeeping_bug_is_logged_and_the_call_goes_ahead(
 def test_under_pytest_the_same_bug_raises(
     client: sightline.Client, capture: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_signer.Signer, "sign", _broken)
+    monkeypatch.setattr(feedback_key.Signer, "sign", _broken)
     with pytest.raises(RuntimeError, match="bookkeeping bug"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
 

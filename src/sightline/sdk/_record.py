@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 from openai import AsyncStream, Stream
 
+from sightline.feedback_key import Signer
 from sightline.sdk import _worker
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._context import Scope, current_scope
 from sightline.sdk._guard import report_internal_error
 from sightline.sdk._params import CallParams, InvalidParams, coerce_call_params
-from sightline.sdk._signer import Signer
 from sightline.sdk._templates import (
     TemplateChat,
     TemplateInfo,
