@@ -73,13 +73,16 @@ def make_generation(i: int, rng: random.Random, spread_days: int = 30) -> dict[s
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of a process and its children (the workers of `serve --workers N`), in KiB."""
+    """Private resident memory (RssAnon) of a process and its children (`serve --workers N`), in KiB.
+
+    File pages SQLite maps (mmap_size) count in VmRSS but are the page cache, not the server's memory.
+    """
     total = 0
     children = Path(f"/proc/{pid}/task/{pid}/children")
     for child in children.read_text().split() if children.exists() else []:
         total += rss_kib(int(child))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith("RssAnon:"):
             return total + int(line.split()[1])
     return total
 
