@@ -66,12 +66,12 @@ def _templates() -> dict[str, list[tuple[str, dict[str, Any]]]]:
 
 
 def _rows(
-    count: int, project_id: int, end_us: int, seed: int = 7
+    count: int, project_id: int, end_us: int, days: int, seed: int = 7
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
     """Generation rows as ``store.records.generation_rows`` makes them, with metadata and feedback rows."""
     rnd = random.Random(seed)
     templates = _templates()
-    span = 30 * DAY_US
+    span = days * DAY_US
     filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 4
     for i in range(count):
         ts = end_us - int(span * (i + 0.5) / count) - rnd.randrange(1000)
