@@ -215,9 +215,20 @@ def page(browser: Browser, dashboard: Dashboard, request: pytest.FixtureRequest)
     context = browser.new_context(base_url=dashboard.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # Script errors and anything the Content-Security-Policy refuses fail the test (a 4xx answer
+    # that the test asked for is logged as "Failed to load resource": that one is expected).
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
+    )
     yield page
     _screenshot_on_failure(request, page)
     context.close()
+    assert errors == [], f"errors in the browser console: {errors}"
 
 
 def login(page: Page, username: str = "admin") -> None:
