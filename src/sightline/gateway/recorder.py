@@ -1,9 +1,9 @@
 """Recording gateway calls through the same group-commit writer as ingestion.
 
 After a call's answer has gone out, the call is queued here. The event loop turns queued calls
-into Generations one at a time, each in a callback of its own (~30 µs), so a request arriving
-meanwhile waits for one of them at most; every ``interval`` seconds the prepared rows go to the
-writer as one :class:`~sightline.store.ingest.InsertGenerations` per project and environment.
+into Generations in short slices, one slice per turn of the loop (a call takes ~30 µs), so a request
+arriving meanwhile waits for one slice at most; every ``interval`` seconds the prepared rows go to
+the writer as one :class:`~sightline.store.ingest.InsertGenerations` per project and environment.
 
 Why not prepare them on the writer thread: on a busy server the writer would then hold the GIL
 for milliseconds at a time (building and validating a batch is pure Python), and the event loop,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from concurrent.futures import Future
 from typing import Any
@@ -31,6 +32,10 @@ from .capture import generation_body
 __all__ = ["Recorder", "prepare"]
 
 log = logging.getLogger(__name__)
+
+_SLICE = 0.0002  # seconds of preparing per loop turn (one call takes ~30 µs)
+_SLICE_BUSY = 0.002  # ... when more than _BACKLOG calls wait
+_BACKLOG = 256
 
 
 def prepare(call: Call, scope: Scope) -> PreparedGeneration | None:
@@ -79,20 +84,26 @@ class Recorder:
             asyncio.get_running_loop().call_soon(self._work)
 
     def _work(self) -> None:
-        # One call per turn of the event loop: requests that arrive meanwhile go first.
-        scope, call = self._queue.popleft()
-        prepared = prepare(call, scope)
-        if prepared is not None:
-            rows = self._prepared.get(scope)
-            if rows is None:
-                rows = self._prepared[scope] = []
-            rows.append(prepared)
-            self._count += 1
+        # A slice of preparing per turn of the event loop, so requests that arrive meanwhile wait
+        # for one slice at most; a longer slice when calls pile up, so recording keeps pace.
+        queue = self._queue
+        deadline = time.perf_counter() + (_SLICE_BUSY if len(queue) > _BACKLOG else _SLICE)
+        while queue:
+            scope, call = queue.popleft()
+            prepared = prepare(call, scope)
+            if prepared is not None:
+                rows = self._prepared.get(scope)
+                if rows is None:
+                    rows = self._prepared[scope] = []
+                rows.append(prepared)
+                self._count += 1
+            if time.perf_counter() > deadline:
+                break
         if self._count >= self._batch:
             self.flush()
         elif self._timer is None and self._count:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
-        if self._queue:
+        if queue:
             asyncio.get_running_loop().call_soon(self._work)
         else:
             self._working = False
