@@ -65,6 +65,11 @@ def test_a_real_server_ingests_and_exports(server: ServerProcess, tmp_path: Path
     assert httpx.get(f"{server.url}/docs").status_code == 200
     openapi = httpx.get(f"{server.url}/openapi.json").json()
     assert "/api/generations/aggregate" in openapi["paths"]
+    ingest_body = openapi["paths"]["/api/ingest"]["post"]["requestBody"]["content"]["application/json"]
+    assert (
+        ingest_body["schema"]["$ref"].endswith("/IngestBatch")
+        and "Generation" in openapi["components"]["schemas"]
+    )
 
     out = tmp_path / "all.jsonl"
     done = server.cli("export", "--project", "demo", "--output", str(out))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 from .. import __version__
@@ -54,13 +57,30 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.keys = KeyCache(db, settings.key_cache_seconds)
     app.state.metrics = Metrics(db)
     install_error_handlers(app)
-    for module in (health, ingest, generations, feedback, runs, export):
+    app.router.routes.extend(ingest.routes)
+    for module in (health, generations, feedback, runs, export):
         app.include_router(module.router)
     install_dashboard(app)
     gateway = app.state.gateway = Gateway(settings, db)
     app.include_router(aieye.router)
     proxy.install(app, gateway)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description of its routes, plus the plain ingest routes and the bearer key scheme."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {})
+        paths = ingest.openapi_paths(components.setdefault("schemas", {}))
+        for path, item in paths.items():
+            schema["paths"].setdefault(path, {}).update(item)
+        components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def app_from_environment() -> ASGIApp:

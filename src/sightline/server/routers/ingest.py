@@ -2,6 +2,10 @@
 
 A request is validated, flattened to rows and handed to the writer; the answer comes only once
 the writer has committed it (together with whatever other requests were waiting: group commit).
+
+These are the busiest endpoints, so they are plain Starlette routes: FastAPI's per-request
+dependency solving cost more than validating a generation. Their OpenAPI description, with the
+request bodies' JSON schemas, is added by :func:`openapi_paths`.
 """
 
 from __future__ import annotations
@@ -11,19 +15,18 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.routing import Route
 
 from ...errors import InvalidInput, SightlineError
 from ...schema import Feedback, Generation, IngestBatch, Run
 from ...store.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
 from ...store.writer import WriteOp
-from ..auth import ApiKeyDep
+from ..auth import require_key
 from ..body import read_raw
 from ..errors import validation_message
 from ..responses import JSON
-
-router = APIRouter(tags=["ingest"])
 
 _MAX_BATCH = 10_000
 
@@ -87,14 +90,14 @@ _MODELS: dict[str, type[Generation] | type[Run] | type[Feedback]] = {
 }
 
 
-@router.post("/api/ingest", summary="Ingest a batch of generations, runs and feedback")
-async def ingest(request: Request, key: ApiKeyDep) -> JSON:
+async def ingest(request: Request) -> JSON:
     """Body: ``{"batch": [{"type": "generation"|"run"|"feedback", "body": {...}}]}``.
 
     Answers 200 with one result per item (``status`` 201 new, 200 already there, 202 feedback
     waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
     """
     started = time.perf_counter()
+    key = await require_key(request)
     raw = await read_raw(request)
     if not raw.strip():
         raise InvalidInput("request body is empty; expected JSON")
@@ -149,10 +152,10 @@ async def ingest(request: Request, key: ApiKeyDep) -> JSON:
     return JSON({"results": results})
 
 
-@router.post("/api/generations", status_code=201, summary="Record one generation")
-async def create_generation(request: Request, key: ApiKeyDep) -> JSON:
+async def create_generation(request: Request) -> JSON:
     """Body: one Generation. 201 ``{"id"}`` once committed; 200 when that id was already recorded."""
     started = time.perf_counter()
+    key = await require_key(request)
     raw = await read_raw(request)
     if not raw.strip():
         raise InvalidInput("request body is empty; expected JSON")
@@ -167,3 +170,53 @@ async def create_generation(request: Request, key: ApiKeyDep) -> JSON:
     metrics.ingest_items.labels("generation", "accepted").inc()
     metrics.ingest_latency.observe(time.perf_counter() - started)
     return JSON({"id": gen.id, "created": created}, status_code=201 if created else 200)
+
+
+routes = [
+    Route("/api/ingest", ingest, methods=["POST"]),
+    Route("/api/generations", create_generation, methods=["POST"]),
+]
+
+_ERROR = {"description": 'Refused: `{"error": {"type", "message", "field"}}`; nothing was written'}
+
+
+def openapi_paths(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI path items of these routes; the models' JSON schemas are added to ``schemas``."""
+    for model in (IngestBatch, Generation):
+        found = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        schemas.update(found.pop("$defs", {}))
+        schemas[model.__name__] = found
+
+    def body(name: str) -> dict[str, Any]:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+
+    security: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
+    return {
+        "/api/ingest": {
+            "post": {
+                "tags": ["ingest"],
+                "summary": "Ingest a batch of generations, runs and feedback",
+                "description": ingest.__doc__,
+                "requestBody": body("IngestBatch"),
+                "security": security,
+                "responses": {"200": {"description": "One result per item, once committed"}, "4XX": _ERROR},
+            }
+        },
+        "/api/generations": {
+            "post": {
+                "tags": ["ingest"],
+                "summary": "Record one generation",
+                "description": create_generation.__doc__,
+                "requestBody": body("Generation"),
+                "security": security,
+                "responses": {
+                    "201": {"description": 'Committed: `{"id", "created": true}`'},
+                    "200": {"description": "That id was already recorded: nothing changed"},
+                    "4XX": _ERROR,
+                },
+            }
+        },
+    }
