@@ -150,7 +150,9 @@ def _run_queries(request: Request, view: View, w: Window) -> Results:
 
         return run
 
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="sightline-analytics") as pool:
+    # Two at a time: each query reads the whole range once, so one page uses two cores at most and
+    # leaves the others to the requests of other users (more threads only queue behind each other).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sightline-analytics") as pool:
         usage = pool.submit(read(lambda c: usage_by_model(c, pid, w, env)))
         latency = pool.submit(read(lambda c: latency_percentiles(c, pid, w, env, "latency")))
         ttft = pool.submit(read(lambda c: latency_percentiles(c, pid, w, env, "ttft")))
