@@ -253,24 +253,25 @@ def test_recorded_body_of_a_chat_call_validates() -> None:
     call.ended = call.started + 0.25
     body = generation_body(call)
     gen = Generation.model_validate(body)
-    assert gen.model.id == "gpt-4o-mini" and gen.model.version == "gpt-4o-mini-2024-07-18"
-    assert gen.model.provider == "openai"
-    assert gen.output.content == "Hello" and gen.output.tokens == 2 and gen.input.tokens == 3
-    assert gen.usage.cached_tokens == 1 and gen.usage.cost is None  # priced by the server
-    assert gen.parameters.temperature == 0.2 and gen.parameters.max_tokens == 5
-    assert gen.parameters.stop_sequences == ["x"]
+    assert gen.model["id"] == "gpt-4o-mini" and gen.model.get("version") == "gpt-4o-mini-2024-07-18"
+    assert gen.model.get("provider") == "openai"
+    assert gen.output.get("content") == "Hello" and gen.output.get("tokens") == 2
+    assert gen.input.get("tokens") == 3
+    assert gen.usage.get("cachedTokens") == 1 and gen.usage.get("cost") is None  # priced by the server
+    assert gen.parameters.get("temperature") == 0.2 and gen.parameters.get("maxTokens") == 5
+    assert gen.parameters.get("stopSequences") == ["x"]
     assert gen.metadata["userId"] == "alice" and gen.metadata["sessionId"] == "s1"
     assert gen.metadata["requestId"] == "req_1" and gen.metadata["plan"]["value"] == "pro"
-    assert gen.chat_id == "chat-9" and gen.template is not None and gen.template.name == "greet"
-    assert gen.performance.latency == pytest.approx(250, abs=1)
+    assert gen.chat_id == "chat-9" and gen.template is not None and gen.template.get("name") == "greet"
+    assert gen.performance.get("latency") == pytest.approx(250, abs=1)
     assert not gen.cache_hit and gen.status == "ok"
 
 
 def test_recorded_cache_hit_costs_nothing_and_saves_its_price() -> None:
     call = _call(dict(CHAT), status=200, response=orjson.dumps(ANSWER), cache_hit=True)
     gen = Generation.model_validate(generation_body(call))
-    assert gen.cache_hit and gen.usage.cost == 0.0
-    assert gen.usage.cost_saved is not None and gen.usage.cost_saved > 0
+    assert gen.cache_hit and gen.usage.get("cost") == 0.0
+    assert (gen.usage.get("costSaved") or 0) > 0
 
 
 def test_recorded_upstream_error_and_run_step() -> None:
@@ -302,6 +303,7 @@ def test_recorded_embedding() -> None:
         response=orjson.dumps(answer),
     )
     gen = Generation.model_validate(generation_body(call))
-    assert gen.output.type == "other" and gen.output.content == {"embeddings": 2, "dimensions": 4}
-    assert gen.input.content == ["a", "b"] and gen.usage.prompt_tokens == 4
+    assert gen.output.get("type") == "other"
+    assert gen.output.get("content") == {"embeddings": 2, "dimensions": 4}
+    assert gen.input.get("content") == ["a", "b"] and gen.usage.get("promptTokens") == 4
     assert answer_text("embedding", answer) == [0.1] * 4

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run, metadata_value_text
 from .dialect import RawJson
@@ -23,7 +25,8 @@ __all__ = [
     "to_us",
 ]
 
-_MAX_VALUE = 1000  # metadata values longer than this are indexed by their start
+_MAX_VALUE = 1000
+_MAX_INT = 2**31 - 1  # 32-bit token columns  # metadata values longer than this are indexed by their start
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,34 +95,50 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
     The record is completed in place (cost, template version) and serialised once, by pydantic,
     into the row's ``body``; feedback is stored apart and left out.
     """
-    # Fields are completed through __dict__: pydantic's validating __setattr__ costs more than the
-    # rest of this function, and these values are ours, already of the right type.
-    usage, perf = gen.usage, gen.performance
-    if usage.cost is None:
+    # The parts of a record are typed dicts (see schema.py): their defaults are filled in here, so the
+    # stored body says them explicitly.
+    model, usage, perf = gen.model, gen.usage, gen.performance
+    gen.input.setdefault("type", "text")
+    gen.output.setdefault("type", "text")
+    perf.setdefault("latency", 0.0)
+    prompt_tokens = usage.setdefault("promptTokens", 0)
+    completion_tokens = usage.setdefault("completionTokens", 0)
+    total_tokens = usage.get("totalTokens")
+    if total_tokens is None:
+        total_tokens = usage["totalTokens"] = prompt_tokens + completion_tokens
+        if total_tokens > _MAX_INT:
+            raise InvalidInput(
+                f"usage.totalTokens: promptTokens + completionTokens is over {_MAX_INT}",
+                field="usage.totalTokens",
+            )
+    if usage.get("cost") is None:
         cost = (
             0.0
             if gen.cache_hit
             else price(
-                gen.model.id,
-                gen.model.provider,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.cached_tokens,
+                model["id"],
+                model.get("provider"),
+                prompt_tokens,
+                completion_tokens,
+                usage.get("cachedTokens"),
             )
         )
-        usage.__dict__["cost"] = cost
-    if usage.cost is not None and usage.currency is None:
-        usage.__dict__["currency"] = "USD"
+        if cost is not None:
+            usage["cost"] = cost
+    if usage.get("cost") is not None and usage.get("currency") is None:
+        usage["currency"] = "USD"
     template, prompt = gen.template, None
-    if template is not None and (template.chat is not None or template.text is not None):
-        content = template.model_dump_json(by_alias=True, exclude_none=True, include={"chat", "text"})
-        if template.version is None:
-            template.__dict__["version"] = template_version(content)
-        if template.name:
+    if template is not None and (template.get("chat") is not None or template.get("text") is not None):
+        content = orjson.dumps(
+            {k: template[k] for k in ("chat", "text") if template.get(k) is not None}
+        ).decode()
+        if template.get("version") is None:
+            template["version"] = template_version(content)
+        if template.get("name"):
             prompt = {
                 "project_id": scope.project_id,
-                "name": template.name,
-                "version": template.version,
+                "name": template["name"],
+                "version": template["version"],
                 "created_us": to_us(gen.timestamp),
                 "body": RawJson(content),
             }
@@ -129,26 +148,26 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
         "project_id": scope.project_id,
         "environment": scope.environment,
         "ts_us": to_us(gen.timestamp),
-        "model_id": gen.model.id,
-        "provider": gen.model.provider,
+        "model_id": model["id"],
+        "provider": model.get("provider"),
         "user_id": meta.get("userId"),
         "session_id": meta.get("sessionId"),
         "run_id": gen.run_id,
         "chat_id": gen.chat_id,
         "step_index": gen.step_index,
-        "template_name": template.name if template else None,
-        "template_version": template.version if template else None,
+        "template_name": template.get("name") if template else None,
+        "template_version": template.get("version") if template else None,
         "status": gen.status,
         "error_type": gen.error.type if gen.error else None,
         "cache_hit": gen.cache_hit,
-        "output_type": gen.output.type,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens or 0,
-        "cost": usage.cost,
-        "cost_saved": usage.cost_saved,
-        "latency_ms": perf.latency,
-        "ttft_ms": perf.time_to_first_token,
+        "output_type": gen.output["type"],
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": total_tokens,
+        "cost": usage.get("cost"),
+        "cost_saved": usage.get("costSaved"),
+        "latency_ms": perf["latency"],
+        "ttft_ms": perf.get("timeToFirstToken"),
         "feedback_rating": None,
         "feedback_score": None,
         "feedback_thumbs": None,
