@@ -174,7 +174,13 @@ class Gateway:
             return None
         if call.stream and call.kind not in ("chat", "completion"):
             return None
-        return await self.cache.get(call.project_id, call.cache_key)
+        cached = await self.cache.get(call.project_id, call.cache_key)
+        if cached is not None and call.stream:
+            try:
+                call.answer = orjson.loads(cached)
+            except orjson.JSONDecodeError:
+                return None
+        return cached
 
     def hit(self, call: Call, cached: bytes) -> bytes:
         """Answer the call from the cache: the body to send (an SSE stream for a streamed request)."""
@@ -183,9 +189,9 @@ class Gateway:
         call.response = cached
         if not call.stream:
             return cached
-        answer = orjson.loads(cached)
-        call.answer = answer
-        return replay(call.kind, answer, include_usage=not call.hide_usage)
+        if call.answer is None:
+            call.answer = orjson.loads(cached)
+        return replay(call.kind, call.answer, include_usage=not call.hide_usage)
 
     async def forward(
         self, call: Call, method: str, query: bytes, headers: Mapping[str, str], raw: bytes
@@ -262,8 +268,8 @@ class Gateway:
                 return
             call.answer = answer
             body = orjson.dumps(answer)
-        elif call.response is not None:
-            body = call.response
+        elif call.response is not None and call.response.lstrip()[:1] == b"{":
+            body = call.response  # only JSON answers: a streamed request may be answered from it
         else:
             return
         self.cache.put(call.project_id, call.cache_key, call.endpoint, call.model, body)

@@ -51,7 +51,9 @@ def prepare(call: Call, scope: Scope) -> PreparedGeneration | None:
         try:
             gen = Generation.model_validate(body)
         except ValidationError:
-            log.warning("gateway call %s not recorded: %s", call.generation_id, first.errors()[:1])
+            # The field and the problem only: the input itself may hold a prompt.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first.errors()[:3])
+            log.warning("gateway call %s not recorded: %s", call.generation_id, problems)
             return None
     try:
         return prepare_generation(gen, scope)
