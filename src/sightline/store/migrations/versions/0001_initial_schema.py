@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("ts_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("generation_id", "key", name=op.f("pk_generation_metadata")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("generation_metadata", schema=None) as batch_op:
         batch_op.create_index(
@@ -96,7 +97,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_generations")),
     )
     with op.batch_alter_table("generations", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_generations_chat_id"), ["chat_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_generations_chat_id"),
+            ["chat_id"],
+            unique=False,
+            sqlite_where=sa.text("chat_id IS NOT NULL"),
+            postgresql_where=sa.text("chat_id IS NOT NULL"),
+        )
         batch_op.create_index(
             batch_op.f("ix_generations_project_id_model_id_ts_us_total_tokens"),
             ["project_id", "model_id", "ts_us", "total_tokens"],
@@ -120,7 +127,13 @@ def upgrade() -> None:
             ["project_id", "user_id", "ts_us"],
             unique=False,
         )
-        batch_op.create_index(batch_op.f("ix_generations_run_id"), ["run_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_generations_run_id"),
+            ["run_id"],
+            unique=False,
+            sqlite_where=sa.text("run_id IS NOT NULL"),
+            postgresql_where=sa.text("run_id IS NOT NULL"),
+        )
 
     op.create_table(
         "projects",
