@@ -10,6 +10,12 @@ grouped per time bucket, and the percentile is read off the cumulative counts he
 GROUP BY on both databases (no window function over millions of rows) and its error stays under
 half a bin. (PostgreSQL rounds a float to its nearest whole millisecond, SQLite truncates it:
 a value may land one bin apart at an edge, never further.)
+
+What it costs: cost, latency, user and template live only in the ``generations`` rows, so every
+query here reads each generation of the range once and groups it. That is linear in the rows of
+the range: on SQLite about 0.4 s for the analytics page over 80,000 generations, several seconds
+over a million. Totals kept per hour by the writer as it inserts (rollup tables) would make the
+page independent of the row count; the schema has none yet.
 """
 
 from __future__ import annotations
