@@ -11,11 +11,11 @@ GROUP BY on both databases (no window function over millions of rows) and its er
 half a bin. (PostgreSQL rounds a float to its nearest whole millisecond, SQLite truncates it:
 a value may land one bin apart at an edge, never further.)
 
-What it costs: cost, latency, user and template live only in the ``generations`` rows, so every
-query here reads each generation of the range once and groups it. That is linear in the rows of
-the range: on SQLite about 0.4 s for the analytics page over 80,000 generations, several seconds
-over a million. Totals kept per hour by the writer as it inserts (rollup tables) would make the
-page independent of the row count; the schema has none yet.
+What it costs: the whole hours (and, for top users and templates, whole days) of a range are read
+from the rollups the writer keeps as it inserts (``store.rollups``), so their cost grows with hours
+and models, not with rows; only the ragged edges of a range, less than an hour or a day at each end,
+are read from the ``generations`` rows themselves. Ranges cut into buckets shorter than an hour
+(under half a day) are read from the rows alone.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, and_, case, cast, func, literal, or_, select
 
 from . import tables as t
+from .rollups import DAY_US, HOUR_US, bin_middle, latency_bin_sql
 
 __all__ = [
     "MINUTE_US",
@@ -88,19 +89,44 @@ def window(from_us: int, to_us: int) -> Window:
     return Window(from_us - from_us % bucket, to_us, bucket)
 
 
-def _where(project_id: int, w: Window, environment: str | None) -> list[ColumnElement[bool]]:
+Span = tuple[int, int]
+
+
+def _split(start: int, end: int, unit: int) -> tuple[Span | None, list[Span]]:
+    """``[start, end)`` as the whole ``unit``s inside it (for rollups) and the edges (for rows)."""
+    low, high = -(-start // unit) * unit, end - end % unit
+    if low >= high:
+        return None, [(start, end)]
+    return (low, high), [span for span in ((start, low), (high, end)) if span[0] < span[1]]
+
+
+def _where(project_id: int, spans: Sequence[Span], environment: str | None) -> list[ColumnElement[bool]]:
     cond: list[ColumnElement[bool]] = [
         g.c.project_id == project_id,
-        g.c.ts_us >= w.start_us,
-        g.c.ts_us < w.end_us,
+        or_(*(and_(g.c.ts_us >= low, g.c.ts_us < high) for low, high in spans)),
     ]
     if environment:
         cond.append(g.c.environment == environment)
     return cond
 
 
-def _bucket(w: Window) -> ColumnElement[int]:
-    return ((g.c.ts_us - literal(w.start_us, BigInteger)) // literal(w.bucket_us, BigInteger)).label("bucket")
+def _rollup_where(table: Any, column: Any, project_id: int, span: Span, environment: str | None) -> list[Any]:
+    cond = [table.c.project_id == project_id, column >= span[0], column < span[1]]
+    if environment:
+        cond.append(table.c.environment == environment)
+    return cond
+
+
+def _hourly_split(w: Window) -> tuple[Span | None, list[Span]]:
+    """Rollups serve whole hours when every hour falls inside one bucket; else rows serve it all."""
+    if w.bucket_us % HOUR_US:
+        return None, [(w.start_us, w.end_us)]
+    return _split(w.start_us, w.end_us, HOUR_US)
+
+
+def _bucket(w: Window, column: ColumnElement[int] = g.c.ts_us) -> ColumnElement[int]:
+    """The bucket index of a time column (a row's ``ts_us``, a rollup's hour)."""
+    return ((column - literal(w.start_us, BigInteger)) // literal(w.bucket_us, BigInteger)).label("bucket")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +149,47 @@ def usage_by_model(
     conn: Connection, project_id: int, w: Window, environment: str | None = None
 ) -> list[ModelBucket]:
     """Requests, tokens, cost, errors, cache hits and the cost the cache saved, per bucket and model."""
+    covered, edges = _hourly_split(w)
+    totals: dict[tuple[int, str], list[float]] = {}
+    parts = [_usage_rows(conn, project_id, w, edges, environment)] if edges else []
+    if covered is not None:
+        r = t.rollup_hourly
+        bucket = ((r.c.hour_us - literal(w.start_us, BigInteger)) // literal(w.bucket_us, BigInteger)).label(
+            "b"
+        )
+        sums = [
+            func.sum(r.c[name])
+            for name in (
+                "requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost",
+                "errors",
+                "cache_hits",
+                "cost_saved",
+                "unpriced",
+            )
+        ]
+        q = (
+            select(bucket, r.c.model_id, *sums)
+            .where(*_rollup_where(r, r.c.hour_us, project_id, covered, environment))
+            .group_by(bucket, r.c.model_id)
+        )
+        parts.append(conn.execute(q))
+    for part in parts:
+        for b, model, *values in part:
+            into = totals.setdefault((int(b), model), [0] * 8)
+            for i, value in enumerate(values):
+                into[i] += value or 0
+    return [
+        ModelBucket(b, m, int(n), int(pt), int(ct), float(c), int(e), int(h), float(sv), int(u))
+        for (b, m), (n, pt, ct, c, e, h, sv, u) in sorted(totals.items())
+    ]
+
+
+def _usage_rows(
+    conn: Connection, project_id: int, w: Window, spans: list[Span], environment: str | None
+) -> Any:
     bucket = _bucket(w)
     q = (
         select(
@@ -137,13 +204,10 @@ def usage_by_model(
             func.coalesce(func.sum(g.c.cost_saved), 0.0),
             func.sum(case((g.c.cost.is_(None), 1), else_=0)),
         )
-        .where(*_where(project_id, w, environment))
+        .where(*_where(project_id, spans, environment))
         .group_by(bucket, g.c.model_id)
     )
-    return [
-        ModelBucket(int(b), m, int(n), int(pt), int(ct), float(c), int(e), int(h), float(s), int(u))
-        for b, m, n, pt, ct, c, e, h, s, u in conn.execute(q)
-    ]
+    return conn.execute(q)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,44 +220,14 @@ class Percentiles:
     p95: float | None
 
 
-# A histogram bin per integer millisecond value ``ms``: [start, width) of each band.
-_BANDS = ((0, 10), (1_000, 100), (10_000, 1_000), (100_000, 10_000))
-
-
-def _bin(ms: ColumnElement[int]) -> ColumnElement[int]:
-    """The histogram bin of a whole number of milliseconds (integer arithmetic only)."""
-    whens: list[tuple[ColumnElement[bool], ColumnElement[int]]] = []
-    offset = 0
-    for i, (start, width) in enumerate(_BANDS):
-        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
-        expr = literal(offset, BigInteger) + (ms - start) // width
-        if end is None:
-            return case(*whens, else_=expr)
-        whens.append((ms < end, expr))
-        offset += (end - start) // width
-    raise AssertionError("unreachable")
-
-
-def _bin_middle(index: int) -> float:
-    """The middle of histogram bin ``index``, in milliseconds."""
-    offset = 0
-    for i, (start, width) in enumerate(_BANDS):
-        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
-        bins = (end - start) // width if end is not None else None
-        if bins is None or index < offset + bins:
-            return start + (index - offset) * width + width / 2
-        offset += bins
-    raise AssertionError("unreachable")
-
-
 def _quantile(bins: Sequence[tuple[int, int]], total: int, q: float) -> float:
     """The ``q`` quantile from ``(bin, count)`` pairs sorted by bin."""
     rank, seen = q * total, 0
     for index, n in bins:
         seen += n
         if seen >= rank:
-            return _bin_middle(index)
-    return _bin_middle(bins[-1][0])
+            return bin_middle(index)
+    return bin_middle(bins[-1][0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,19 +254,36 @@ def latency_percentiles(
     measure: Literal["latency", "ttft"] = "latency",
 ) -> LatencySummary:
     """p50 and p95 of latency (or of time to first token) per bucket; cache hits are left out."""
-    column = g.c.latency_ms if measure == "latency" else g.c.ttft_ms
-    bucket = _bucket(w)
-    histogram_bin = _bin(cast(column, BigInteger)).label("bin")
-    q = (
-        select(bucket, histogram_bin, func.count())
-        .where(*_where(project_id, w, environment), column.is_not(None), g.c.cache_hit.is_(False))
-        .group_by(bucket, histogram_bin)
-    )
+    covered, edges = _hourly_split(w)
+    parts = []
+    if edges:
+        column = g.c.latency_ms if measure == "latency" else g.c.ttft_ms
+        bucket = _bucket(w)
+        histogram_bin = latency_bin_sql(cast(column, BigInteger)).label("bin")
+        q = (
+            select(bucket, histogram_bin, func.count())
+            .where(*_where(project_id, edges, environment), column.is_not(None), g.c.cache_hit.is_(False))
+            .group_by(bucket, histogram_bin)
+        )
+        parts.append(conn.execute(q))
+    if covered is not None:
+        r = t.rollup_latency
+        rb = _bucket(w, r.c.hour_us)
+        q = (
+            select(rb, r.c.bin, func.sum(r.c.count))
+            .where(*_rollup_where(r, r.c.hour_us, project_id, covered, environment), r.c.measure == measure)
+            .group_by(rb, r.c.bin)
+        )
+        parts.append(conn.execute(q))
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    for part in parts:
+        for b, index, n in part:
+            counts[(int(b), int(index))] += int(n)
     per_bucket: dict[int, list[tuple[int, int]]] = defaultdict(list)
     overall: dict[int, int] = defaultdict(int)
-    for b, index, n in conn.execute(q):
-        per_bucket[int(b)].append((int(index), int(n)))
-        overall[int(index)] += int(n)
+    for (b, index), n in counts.items():
+        per_bucket[b].append((index, n))
+        overall[index] += n
     return LatencySummary(
         [_percentiles(b, per_bucket[b]) for b in sorted(per_bucket)],
         _percentiles(-1, list(overall.items())),
@@ -256,16 +307,38 @@ def top_by_cost(
     limit: int = 10,
 ) -> list[CostRank]:
     """The users (or templates) that cost the most in the window, most first."""
-    column = g.c.user_id if by == "user" else g.c.template_name
-    cost = func.coalesce(func.sum(g.c.cost), 0.0).label("cost")
-    q = (
-        select(column, func.count(), cost, func.coalesce(func.sum(g.c.total_tokens), 0))
-        .where(*_where(project_id, w, environment), column.is_not(None))
-        .group_by(column)
-        .order_by(cost.desc(), column)
-        .limit(limit)
-    )
-    return [CostRank(k, int(n), float(c), int(tok)) for k, n, c, tok in conn.execute(q)]
+    covered, edges = _split(w.start_us, w.end_us, DAY_US)
+    parts = []
+    if edges:
+        column = g.c.user_id if by == "user" else g.c.template_name
+        q = (
+            select(
+                column,
+                func.count(),
+                func.coalesce(func.sum(g.c.cost), 0.0),
+                func.coalesce(func.sum(g.c.total_tokens), 0),
+            )
+            .where(*_where(project_id, edges, environment), column.is_not(None))
+            .group_by(column)
+        )
+        parts.append(conn.execute(q))
+    if covered is not None:
+        r = t.rollup_daily_keys
+        q = (
+            select(r.c.key, func.sum(r.c.requests), func.sum(r.c.cost), func.sum(r.c.tokens))
+            .where(*_rollup_where(r, r.c.day_us, project_id, covered, environment), r.c.kind == by)
+            .group_by(r.c.key)
+        )
+        parts.append(conn.execute(q))
+    totals: dict[str, list[float]] = {}
+    for part in parts:
+        for key, n, c, tok in part:
+            into = totals.setdefault(key, [0, 0.0, 0])
+            into[0] += n or 0
+            into[1] += c or 0.0
+            into[2] += tok or 0
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))[:limit]
+    return [CostRank(k, int(n), float(c), int(tok)) for k, (n, c, tok) in ranked if n > 0]
 
 
 @dataclass(frozen=True, slots=True)

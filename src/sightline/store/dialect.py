@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import JSON, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "select_in", "upsert"]
+__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "select_in", "upsert", "upsert_add"]
 
 
 class RawJson(str):
@@ -38,7 +38,9 @@ def _insert(conn: Connection, table: Table) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_ignore(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: str | None = None
+) -> set[Any] | None:
     """Insert ``rows`` (all with the same keys), silently skipping any whose primary key is there.
 
     This is the ingest hot path, so rows go to the driver as they are (JSON columns serialised
@@ -46,13 +48,17 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     work. SQLite takes them through executemany of one statement compiled once per column set;
     PostgreSQL through multi-row ``VALUES`` (one round trip and one plan for hundreds of rows,
     where executemany would execute the statement once a row).
+
+    With ``returning`` (a column name), PostgreSQL answers the values of that column for the rows
+    it really inserted: under READ COMMITTED another process may have written some of them since
+    this transaction looked. SQLite answers ``None``: its writers are serialised (a transaction that
+    read before another committed cannot write), so every row not seen before was inserted.
     """
     if not rows:
-        return
+        return set() if returning and conn.dialect.name == "postgresql" else None
     columns = tuple(rows[0])
     if conn.dialect.name == "postgresql":
-        _insert_values(conn, table, columns, rows)
-        return
+        return _insert_values(conn, table, columns, rows, returning)
     key = (conn.dialect.name, table.name, columns)
     hit = _compiled.get(key)
     if hit is None:
@@ -68,24 +74,36 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
         rows = [{**row, **{c: json_text(row[c]) for c in json_columns}} for row in rows]
     params: Any = [tuple(row[c] for c in order) for row in rows] if order is not None else list(rows)
     conn.exec_driver_sql(sql, params)
+    return None
 
 
 _PG_MAX_PARAMS = 60_000  # PostgreSQL allows 65,535 parameters per statement
 
 
 def _insert_values(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
-) -> None:
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    returning: str | None,
+) -> set[Any] | None:
     json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
     names = ", ".join(f'"{c}"' for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     per_statement = max(1, _PG_MAX_PARAMS // len(columns))
+    inserted: set[Any] = set()
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         params = [json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns]
         values = ", ".join([one] * len(chunk))
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
-        conn.exec_driver_sql(sql, tuple(params))
+        if returning is None:
+            conn.exec_driver_sql(sql, tuple(params))
+        else:
+            inserted.update(
+                r[0] for r in conn.exec_driver_sql(f'{sql} RETURNING "{returning}"', tuple(params))
+            )
+    return inserted if returning is not None else None
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
@@ -95,6 +113,18 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], updat
     stmt = _insert(conn, table)
     keys = [c.name for c in table.primary_key.columns]
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+    conn.execute(stmt, list(rows))
+
+
+def upsert_add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], add: Sequence[str]) -> None:
+    """Insert ``rows``; where the primary key exists, add their ``add`` columns to the stored ones."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in add}
+    )
     conn.execute(stmt, list(rows))
 
 

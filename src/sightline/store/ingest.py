@@ -19,6 +19,7 @@ from ..schema import Feedback, Generation, Run
 from . import tables as t
 from .dialect import insert_ignore, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
+from .rollups import add_generations, move_users
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 
@@ -70,16 +71,26 @@ def _load_runs(conn: Connection, project_id: int, run_ids: Sequence[str]) -> dic
 
 
 def _propagate_run(conn: Connection, run: dict[str, Any]) -> None:
-    """Copy a run's userId and metadata onto every generation of the run."""
+    """Copy a run's userId and metadata onto every generation of the run (and move its user totals)."""
     gens = t.generations
     scope = and_(gens.c.project_id == run["project_id"], gens.c.run_id == run["id"])
-    conn.execute(update(gens).where(scope).values(user_id=run["user_id"]))
+    columns = (
+        gens.c.id,
+        gens.c.project_id,
+        gens.c.environment,
+        gens.c.ts_us,
+        gens.c.user_id,
+        gens.c.cost,
+        gens.c.total_tokens,
+    )
+    steps = [r._mapping for r in conn.execute(select(*columns).where(scope))]
+    if any(step["user_id"] != run["user_id"] for step in steps):
+        move_users(conn, steps, run["user_id"])
+        conn.execute(update(gens).where(scope).values(user_id=run["user_id"]))
     metadata = run["body"].get("metadata") or {}
-    if not metadata:
-        return
     rows = []
-    for gen_id, ts_us in conn.execute(select(gens.c.id, gens.c.ts_us).where(scope)):
-        rows.extend(metadata_rows(gen_id, run["project_id"], ts_us, metadata))
+    for step in steps:
+        rows.extend(metadata_rows(step["id"], run["project_id"], step["ts_us"], metadata))
     upsert(conn, t.generation_metadata, rows, update=["value"])
 
 
@@ -157,7 +168,14 @@ class InsertGenerations:
                 meta_rows.extend(metadata_rows(row["id"], pid, row["ts_us"], {**p.meta, **run_meta}))
             else:
                 meta_rows.extend(metadata_rows(row["id"], pid, row["ts_us"], p.meta))
-        insert_ignore(conn, t.generations, [p.row for p in new])
+        rows = [p.row for p in new]
+        inserted = insert_ignore(conn, t.generations, rows, returning="id")
+        if inserted is not None and len(inserted) < len(rows):
+            # Another server process wrote some of these ids since this transaction looked: its copy stands.
+            lost = {r["id"] for r in rows} - inserted
+            created = [ok and gen_id not in lost for ok, gen_id in zip(created, ids, strict=True)]
+            rows = [r for r in rows if r["id"] in inserted]
+        add_generations(conn, rows)
         insert_ignore(conn, t.generation_metadata, meta_rows)
         prompts = [p.prompt for p in new if p.prompt is not None]
         insert_ignore(conn, t.prompt_versions, list({(x["name"], x["version"]): x for x in prompts}.values()))

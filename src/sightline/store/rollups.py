@@ -1,0 +1,195 @@
+"""Rollups: totals per hour (and per day for users and templates) that the writer keeps as it inserts.
+
+Analytics over a month of a million generations would otherwise read and group every row. Each
+write transaction that inserts generations adds their counts to these tables in the same commit
+(a handful of upserts per batch, whatever its size), so what analytics reads grows with hours and
+models, not with rows:
+
+* ``rollup_hourly``: requests, tokens, cost, errors, cache hits, cost saved, unpriced calls per
+  hour, environment and model;
+* ``rollup_latency``: latency and time-to-first-token histograms per hour (bins of
+  :func:`latency_bin`), from which percentiles are read;
+* ``rollup_daily_keys``: requests, cost and tokens per day and user, and per day and template.
+
+A run's userId reaches its generations after they were written (the run owns it): then
+:func:`move_users` moves their totals from the old user to the new one.
+
+Time ranges that do not cover whole hours (or days) are completed from the rows themselves by
+the analytics queries: only the ragged edges are scanned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Connection, case, literal
+
+from . import tables as t
+from .dialect import upsert_add
+
+__all__ = [
+    "DAY_US",
+    "HOUR_US",
+    "add_generations",
+    "bin_middle",
+    "latency_bin",
+    "latency_bin_sql",
+    "move_users",
+]
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+
+# Histogram bins of a whole number of milliseconds: [start, width) of each band. Bins are 10 ms
+# wide under 1 s, 100 ms under 10 s, 1 s under 100 s, 10 s above: a percentile read off them is
+# within half a bin of the truth.
+_BANDS = ((0, 10), (1_000, 100), (10_000, 1_000), (100_000, 10_000))
+
+
+def latency_bin(ms: float) -> int:
+    """The histogram bin of a duration in milliseconds (truncated to a whole millisecond)."""
+    whole, offset = max(int(ms), 0), 0
+    for i, (start, width) in enumerate(_BANDS):
+        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
+        if end is None or whole < end:
+            return offset + (whole - start) // width
+        offset += (end - start) // width
+    raise AssertionError("unreachable")
+
+
+def latency_bin_sql(ms: ColumnElement[int]) -> ColumnElement[int]:
+    """:func:`latency_bin` in SQL (integer arithmetic only), for rows read directly."""
+    whens: list[tuple[ColumnElement[bool], ColumnElement[int]]] = []
+    offset = 0
+    for i, (start, width) in enumerate(_BANDS):
+        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
+        expr = literal(offset, BigInteger) + (ms - start) // width
+        if end is None:
+            return case(*whens, else_=expr)
+        whens.append((ms < end, expr))
+        offset += (end - start) // width
+    raise AssertionError("unreachable")
+
+
+def bin_middle(index: int) -> float:
+    """The middle of histogram bin ``index``, in milliseconds."""
+    offset = 0
+    for i, (start, width) in enumerate(_BANDS):
+        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
+        bins = (end - start) // width if end is not None else None
+        if bins is None or index < offset + bins:
+            return start + (index - offset) * width + width / 2
+        offset += bins
+    raise AssertionError("unreachable")
+
+
+_HOURLY = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "errors",
+    "cache_hits",
+    "cost_saved",
+    "unpriced",
+)
+
+
+def add_generations(conn: Connection, rows: Iterable[Mapping[Any, Any]]) -> None:
+    """Add newly inserted ``generations`` rows to the rollups (in the caller's transaction)."""
+    hourly: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
+    latency: dict[tuple[Any, ...], int] = defaultdict(int)
+    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    for r in rows:
+        pid, env, ts = r["project_id"], r["environment"], r["ts_us"]
+        hour = ts - ts % HOUR_US
+        cost, hit = r["cost"], r["cache_hit"]
+        h = hourly[(pid, env, hour, r["model_id"])]
+        h[0] += 1
+        h[1] += r["prompt_tokens"]
+        h[2] += r["completion_tokens"]
+        h[3] += cost or 0.0
+        h[4] += r["status"] == "error"
+        h[5] += bool(hit)
+        h[6] += r["cost_saved"] or 0.0
+        h[7] += cost is None
+        if not hit:  # an answer from the cache says nothing of the model's speed
+            latency[(pid, env, hour, "latency", latency_bin(r["latency_ms"]))] += 1
+            if r["ttft_ms"] is not None:
+                latency[(pid, env, hour, "ttft", latency_bin(r["ttft_ms"]))] += 1
+        day = ts - ts % DAY_US
+        for kind, key in (("user", r["user_id"]), ("template", r["template_name"])):
+            if key is not None:
+                k = keys[(pid, env, day, kind, key)]
+                k[0] += 1
+                k[1] += cost or 0.0
+                k[2] += r["total_tokens"]
+    _flush(conn, hourly, latency, keys)
+
+
+def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: str | None) -> None:
+    """Move the per-user totals of ``rows`` (generations as they were) to ``new_user``."""
+    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    for r in rows:
+        if r["user_id"] == new_user:
+            continue
+        day = r["ts_us"] - r["ts_us"] % DAY_US
+        for user, sign in ((r["user_id"], -1), (new_user, 1)):
+            if user is not None:
+                k = keys[(r["project_id"], r["environment"], day, "user", user)]
+                k[0] += sign
+                k[1] += sign * (r["cost"] or 0.0)
+                k[2] += sign * r["total_tokens"]
+    _flush(conn, {}, {}, keys)
+
+
+def _flush(
+    conn: Connection,
+    hourly: Mapping[tuple[Any, ...], list[float]],
+    latency: Mapping[tuple[Any, ...], int],
+    keys: Mapping[tuple[Any, ...], list[float]],
+) -> None:
+    upsert_add(
+        conn,
+        t.rollup_hourly,
+        [
+            {
+                "project_id": p,
+                "environment": e,
+                "hour_us": h,
+                "model_id": m,
+                **dict(zip(_HOURLY, v, strict=True)),
+            }
+            for (p, e, h, m), v in hourly.items()
+        ],
+        _HOURLY,
+    )
+    upsert_add(
+        conn,
+        t.rollup_latency,
+        [
+            {"project_id": p, "environment": e, "hour_us": h, "measure": m, "bin": b, "count": n}
+            for (p, e, h, m, b), n in latency.items()
+        ],
+        ("count",),
+    )
+    upsert_add(
+        conn,
+        t.rollup_daily_keys,
+        [
+            {
+                "project_id": p,
+                "environment": e,
+                "day_us": d,
+                "kind": kind,
+                "key": key,
+                "requests": v[0],
+                "cost": v[1],
+                "tokens": v[2],
+            }
+            for (p, e, d, kind, key), v in keys.items()
+        ],
+        ("requests", "cost", "tokens"),
+    )
