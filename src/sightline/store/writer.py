@@ -100,7 +100,6 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
 
-
         def resolve(result: Any, error: BaseException | None) -> None:
             try:
                 loop.call_soon_threadsafe(_settle, future, result, error)
