@@ -6,56 +6,17 @@ variable, which beats the default. Errors end with a one-line message and exit c
 
 from __future__ import annotations
 
-import functools
 import getpass
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from ..errors import SightlineError
-from ..settings import Settings
 from ..store import Database, migrate
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_database_option = click.option(
-    "--database-url",
-    envvar="SIGHTLINE_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL (default: sqlite under SIGHTLINE_HOME)",
-)
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _open(database_url: str | None) -> Database:
-    db = Database(_settings(database_url=database_url).database_url)
-    migrate(db.engine)
-    return db
-
-
-def _errors(fn: F) -> F:
-    """Turn a SightlineError into a one-line message and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SightlineError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-        except ValueError as exc:  # settings validation
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+from .common import database_option, errors, open_database
+from .common import settings as resolve_settings
 
 
 @click.group()
@@ -68,16 +29,16 @@ def cli() -> None:
 @click.option("--host", envvar="SIGHTLINE_HOST", default=None, help="Address to listen on [127.0.0.1]")
 @click.option("--port", envvar="SIGHTLINE_PORT", type=int, default=None, help="Port [8000]")
 @click.option("--workers", envvar="SIGHTLINE_WORKERS", type=int, default=None, help="Server processes [1]")
-@_database_option
+@database_option
 @click.option("--log-level", envvar="SIGHTLINE_LOG_LEVEL", default=None, help="debug, info, warning, error")
-@_errors
+@errors
 def serve(
     host: str | None, port: int | None, workers: int | None, database_url: str | None, log_level: str | None
 ) -> None:
     """Run the server (API, gateway, dashboard). Creates and migrates the database first."""
     import uvicorn
 
-    settings = _settings(
+    settings = resolve_settings(
         host=host, port=port, workers=workers, database_url=database_url, log_level=log_level
     )
     logging.basicConfig(
@@ -112,11 +73,11 @@ def _safe_url(url: str) -> str:
 
 
 @cli.command("migrate")
-@_database_option
-@_errors
+@database_option
+@errors
 def migrate_(database_url: str | None) -> None:
     """Create the database or bring it to the newest schema."""
-    db = _open(database_url)
+    _, db = open_database(database_url)
     click.echo(f"database {_safe_url(db.url)} is up to date", err=True)
 
 
@@ -129,13 +90,13 @@ def token() -> None:
 @click.option("--project", required=True, help="Project name (made when new)")
 @click.option("--environment", default="dev", show_default=True, help="Environment (made when new)")
 @click.option("--name", default=None, help="A label to tell keys apart")
-@_database_option
-@_errors
+@database_option
+@errors
 def token_create(project: str, environment: str, name: str | None, database_url: str | None) -> None:
     """Make an API key and print it once, alone on stdout (only its hash is stored)."""
     from ..store.projects import create_key
 
-    db = _open(database_url)
+    _, db = open_database(database_url)
     with db.transaction() as conn:
         secret, key = create_key(conn, project, environment, name)
     click.echo(
@@ -146,14 +107,14 @@ def token_create(project: str, environment: str, name: str | None, database_url:
 
 
 @token.command("list")
-@_database_option
-@_errors
+@database_option
+@errors
 def token_list(database_url: str | None) -> None:
     """List API keys (never their secrets)."""
     from ..store.projects import list_keys
     from ..store.records import iso
 
-    db = _open(database_url)
+    _, db = open_database(database_url)
     with db.read() as conn:
         keys = list_keys(conn)
     click.echo(f"{'ID':>4}  {'PREFIX':<12} {'PROJECT':<20} {'ENVIRONMENT':<12} {'CREATED':<28} STATUS")
@@ -166,13 +127,13 @@ def token_list(database_url: str | None) -> None:
 
 @token.command("revoke")
 @click.argument("key")
-@_database_option
-@_errors
+@database_option
+@errors
 def token_revoke(key: str, database_url: str | None) -> None:
     """Revoke a key by its id or prefix."""
     from ..store.projects import revoke_key
 
-    db = _open(database_url)
+    _, db = open_database(database_url)
     with db.transaction() as conn:
         revoked = revoke_key(conn, key)
     click.echo(f"revoked key {revoked.id} ({revoked.prefix}…)", err=True)
@@ -182,8 +143,8 @@ def token_revoke(key: str, database_url: str | None) -> None:
 @click.option("--username", default=None)
 @click.option("--password", default=None)
 @click.option("--role", type=click.Choice(["admin", "member"]), default="admin", show_default=True)
-@_database_option
-@_errors
+@database_option
+@errors
 def create_admin(username: str | None, password: str | None, role: str, database_url: str | None) -> None:
     """Add a dashboard user (prompts for what is missing when run in a terminal)."""
     from ..store.projects import create_user
@@ -196,7 +157,7 @@ def create_admin(username: str | None, password: str | None, role: str, database
             password = getpass.getpass("Password: ")
             if getpass.getpass("Repeat password: ") != password:
                 raise click.UsageError("the passwords differ")
-    db = _open(database_url)
+    _, db = open_database(database_url)
     with db.transaction() as conn:
         user = create_user(conn, username, password, role)
     click.echo(f"created {user.role} {user.username!r}", err=True)
@@ -208,8 +169,8 @@ def create_admin(username: str | None, password: str | None, role: str, database
 @click.option("--filter", "filters", multiple=True, help="A list filter as name=value (repeatable)")
 @click.option("--field", "fields", multiple=True, help="A field path to include (repeatable)")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@_database_option
-@_errors
+@database_option
+@errors
 def export_(
     project: str,
     fmt: str,
@@ -233,7 +194,7 @@ def export_(
             raise click.UsageError(f"--filter {item!r}: expected name=value")
         pairs.append((name, value))
     f, _, _ = GenerationFilter.from_params(pairs)
-    db = _open(database_url)
+    _, db = open_database(database_url)
     with db.read() as conn:
         found = [p for p in list_projects(conn) if p["name"] == project]
     if not found:
@@ -253,26 +214,26 @@ def export_(
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_database_option
-@_errors
+@database_option
+@errors
 def backup(file: Path, database_url: str | None) -> None:
     """Write every table to FILE (gzip JSON lines), readable by `restore` on SQLite or PostgreSQL."""
     from ..store.backup import dump
 
-    db = _open(database_url)
+    _, db = open_database(database_url)
     rows = dump(db.engine, file)
     click.echo(f"backed up {rows} rows to {file}", err=True)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_database_option
-@_errors
+@database_option
+@errors
 def restore(file: Path, database_url: str | None) -> None:
     """Load a backup into this database (rows already there are kept)."""
     from ..store.backup import load
 
-    db = _open(database_url)
+    _, db = open_database(database_url)
     rows = load(db.engine, file)
     click.echo(f"restored {rows} rows from {file}", err=True)
 

@@ -13,50 +13,17 @@ instead of the command line, where other users of the machine could see it.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
-from ..errors import NotFound, SightlineError
-from ..settings import Settings
-from ..store import Database, migrate
+from ..errors import NotFound
+from ..store import Database
+from .common import database_option, errors, open_database
 
 __all__ = ["provider"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_database_option = click.option(
-    "--database-url",
-    envvar="SIGHTLINE_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL (default: sqlite under SIGHTLINE_HOME)",
-)
 _project_option = click.option("--project", required=True, help="Project name")
-
-
-def _errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SightlineError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-        except ValueError as exc:  # settings validation
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _open(database_url: str | None) -> tuple[Settings, Database]:
-    settings = Settings(database_url=database_url) if database_url else Settings()
-    db = Database(settings.database_url)
-    migrate(db.engine)
-    return settings, db
 
 
 def _project_id(db: Database, name: str) -> int:
@@ -82,8 +49,8 @@ def provider() -> None:
 )
 @click.option("--api-key", default=None, help="Its API key ('-' or left out: read from stdin)")
 @click.option("--default", "make_default", is_flag=True, help="Make it the project's default provider")
-@_database_option
-@_errors
+@database_option
+@errors
 def add(
     project: str, name: str, base_url: str, api_key: str | None, make_default: bool, database_url: str | None
 ) -> None:
@@ -96,7 +63,7 @@ def add(
             api_key = click.prompt("API key", hide_input=True, default="", show_default=False)
         else:
             api_key = sys.stdin.readline().strip()
-    settings, db = _open(database_url)
+    settings, db = open_database(database_url)
     with db.transaction() as conn:
         project_id = ensure_project(conn, project)
         provider_id = add_provider(conn, project_id, name, base_url, api_key or None, settings.secret_key)
@@ -108,14 +75,14 @@ def add(
 
 @provider.command("list")
 @_project_option
-@_database_option
-@_errors
+@database_option
+@errors
 def list_(project: str, database_url: str | None) -> None:
     """List a project's providers (never their keys)."""
     from ..store.providers import list_providers
     from ..store.records import iso
 
-    _, db = _open(database_url)
+    _, db = open_database(database_url)
     project_id = _project_id(db, project)
     with db.read() as conn:
         rows = list_providers(conn, project_id)
@@ -130,13 +97,13 @@ def list_(project: str, database_url: str | None) -> None:
 @provider.command("remove")
 @_project_option
 @click.argument("provider_id", type=int)
-@_database_option
-@_errors
+@database_option
+@errors
 def remove(project: str, provider_id: int, database_url: str | None) -> None:
     """Delete a provider and its key."""
     from ..store.providers import remove_provider
 
-    _, db = _open(database_url)
+    _, db = open_database(database_url)
     project_id = _project_id(db, project)
     with db.transaction() as conn:
         remove_provider(conn, project_id, provider_id)
@@ -146,15 +113,15 @@ def remove(project: str, provider_id: int, database_url: str | None) -> None:
 @provider.command("default")
 @_project_option
 @click.argument("provider_id")
-@_database_option
-@_errors
+@database_option
+@errors
 def default(project: str, provider_id: str, database_url: str | None) -> None:
     """Make PROVIDER_ID the project's default provider (``none``: the server's upstream settings)."""
     from ..store.providers import set_default_provider
 
     if provider_id != "none" and not provider_id.isdigit():
         raise click.UsageError("PROVIDER_ID: expected a provider id or 'none'")
-    _, db = _open(database_url)
+    _, db = open_database(database_url)
     project_id = _project_id(db, project)
     with db.transaction() as conn:
         set_default_provider(conn, project_id, None if provider_id == "none" else int(provider_id))
@@ -164,14 +131,14 @@ def default(project: str, provider_id: str, database_url: str | None) -> None:
 @provider.command("cache-mode")
 @_project_option
 @click.argument("mode", type=click.Choice(["use", "skip", "default"]))
-@_database_option
-@_errors
+@database_option
+@errors
 def cache_mode(project: str, mode: str, database_url: str | None) -> None:
     """The project's gateway cache default: ``use``, ``skip``, or ``default`` (the gateway's own:
     skip on /v1, use on the AI-Eye endpoints). A request's X-Sightline-Cache header still wins."""
     from ..store.providers import set_cache_mode
 
-    _, db = _open(database_url)
+    _, db = open_database(database_url)
     project_id = _project_id(db, project)
     with db.transaction() as conn:
         set_cache_mode(conn, project_id, None if mode == "default" else mode)
