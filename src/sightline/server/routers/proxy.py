@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import AuthenticationError, InvalidInput, PayloadTooLarge, SightlineError, UpstreamError
-from ...gateway import Call, Gateway, StreamRelay, openai_error, parse_context, split_headers
+from ...gateway import Call, Context, Gateway, StreamRelay, openai_error, parse_context, split_headers
 from ...gateway.upstream import UpstreamResponse
 from ...store.projects import ApiKey
 from ..auth import KeyCache
@@ -155,7 +155,7 @@ class ProxyApp:
         endpoint: str,
         body: dict[str, Any],
         raw: bytes,
-        context: Any,
+        context: Context,
         started: float,
         wall: float,
     ) -> None:
@@ -249,7 +249,7 @@ class ProxyApp:
         forward: dict[str, str],
         endpoint: str,
         raw: bytes,
-        context: Any,
+        context: Context,
     ) -> None:
         """Anything that is not a model call (``GET /v1/models``, files, …): forwarded, not recorded."""
         target = await self.gateway.target(key.project_id, context)
