@@ -305,7 +305,9 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300.0, help="seconds of the memory run (0: skip)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes for 2b")
     parser.add_argument("--streams", type=int, default=500, help="streamed requests for figure 4")
+    parser.add_argument("--figures", default="1,2,3,4,5,6", help="which figures to measure, e.g. 1,3")
     args = parser.parse_args()
+    wanted = set(args.figures.split(","))
     if shutil.which("wrk") is None:
         sys.exit("bench_gateway needs wrk on PATH: apt-get install -y wrk (this script installs nothing)")
     cores = Cores.plan()
@@ -357,108 +359,113 @@ def main() -> None:
             wrk(fast_url, BODY, json, 8, 2, cores.load, tmp)
             wrk(gw_url, BODY, auth("warm"), 8, 3, cores.load, tmp)
 
-            print("1. one connection, upstream answering at once", flush=True)
-            direct = wrk(fast_url, BODY, json, 1, d, cores.load, tmp)
-            through = wrk(gw_url, BODY, auth("latency"), 1, d, cores.load, tmp)
-            report.add(
-                "1. added latency p50, 1 connection",
-                f"{direct.p50:.3f} ms",
-                f"{through.p50:.3f} ms",
-                f"+{through.p50 - direct.p50:.3f} ms",
-                "<= 0.5 ms added",
-            )
-            report.add(
-                "1. added latency p99, 1 connection",
-                f"{direct.p99:.3f} ms",
-                f"{through.p99:.3f} ms",
-                f"+{through.p99 - direct.p99:.3f} ms",
-                "<= 2 ms added",
-            )
-            settle(database_url, keys["latency"][1], through.requests)
-            own = recorded_latency(database_url, keys["latency"][1])
-            report.add(
-                "1. gateway's own recorded time p50 / p99",
-                "",
-                f"{own[0]:.3f} / {own[1]:.3f} ms",
-                "",
-                "arrival to last byte, upstream included",
-            )
+            if "1" in wanted:
+                print("1. one connection, upstream answering at once", flush=True)
+                direct = wrk(fast_url, BODY, json, 1, d, cores.load, tmp)
+                through = wrk(gw_url, BODY, auth("latency"), 1, d, cores.load, tmp)
+                report.add(
+                    "1. added latency p50, 1 connection",
+                    f"{direct.p50:.3f} ms",
+                    f"{through.p50:.3f} ms",
+                    f"+{through.p50 - direct.p50:.3f} ms",
+                    "<= 0.5 ms added",
+                )
+                report.add(
+                    "1. added latency p99, 1 connection",
+                    f"{direct.p99:.3f} ms",
+                    f"{through.p99:.3f} ms",
+                    f"+{through.p99 - direct.p99:.3f} ms",
+                    "<= 2 ms added",
+                )
+                settle(database_url, keys["latency"][1], through.requests)
+                own = recorded_latency(database_url, keys["latency"][1])
+                report.add(
+                    "1. gateway's own recorded time p50 / p99",
+                    "",
+                    f"{own[0]:.3f} / {own[1]:.3f} ms",
+                    "",
+                    "arrival to last byte, upstream included",
+                )
 
-            print("2. throughput ceiling, one server process, 64 connections", flush=True)
-            direct = wrk(fast_url, BODY, json, 64, d, cores.load, tmp)
-            through = wrk(gw_url, BODY, auth("ceiling"), 64, d, cores.load, tmp)
-            count = settle(database_url, keys["ceiling"][1], through.requests)
-            report.add(
-                "2. requests/s, not streamed",
-                f"{direct.rps:,.0f}/s",
-                f"{through.rps:,.0f}/s",
-                f"{through.rps / direct.rps:.1%} of direct",
-                ">= 3,000/s",
-            )
-            report.add(
-                "2. recorded / answered",
-                "",
-                f"{count:,} / {through.requests:,}",
-                "all" if count >= through.requests and not through.errors else f"{through.errors} errors",
-                "every one",
-            )
+            if "2" in wanted:
+                print("2. throughput ceiling, one server process, 64 connections", flush=True)
+                direct = wrk(fast_url, BODY, json, 64, d, cores.load, tmp)
+                through = wrk(gw_url, BODY, auth("ceiling"), 64, d, cores.load, tmp)
+                count = settle(database_url, keys["ceiling"][1], through.requests)
+                report.add(
+                    "2. requests/s, not streamed",
+                    f"{direct.rps:,.0f}/s",
+                    f"{through.rps:,.0f}/s",
+                    f"{through.rps / direct.rps:.1%} of direct",
+                    ">= 3,000/s",
+                )
+                report.add(
+                    "2. recorded / answered",
+                    "",
+                    f"{count:,} / {through.requests:,}",
+                    "all" if count >= through.requests and not through.errors else f"{through.errors} errors",
+                    "every one",
+                )
 
-            print("3. upstream answering after 20 ms, 64 connections", flush=True)
-            direct = wrk(slow_url, BODY, json, 64, d, cores.load, tmp)
-            through = wrk(
-                gw_url, BODY, auth("slow", **{"X-Sightline-Provider": "slow"}), 64, d, cores.load, tmp
-            )
-            report.add(
-                "3. requests/s, 20 ms upstream",
-                f"{direct.rps:,.0f}/s",
-                f"{through.rps:,.0f}/s",
-                f"{through.rps / direct.rps:.1%} of direct",
-                ">= 95% of direct",
-            )
+            if "3" in wanted:
+                print("3. upstream answering after 20 ms, 64 connections", flush=True)
+                direct = wrk(slow_url, BODY, json, 64, d, cores.load, tmp)
+                through = wrk(
+                    gw_url, BODY, auth("slow", **{"X-Sightline-Provider": "slow"}), 64, d, cores.load, tmp
+                )
+                report.add(
+                    "3. requests/s, 20 ms upstream",
+                    f"{direct.rps:,.0f}/s",
+                    f"{through.rps:,.0f}/s",
+                    f"{through.rps / direct.rps:.1%} of direct",
+                    ">= 95% of direct",
+                )
 
-            print("4. streamed requests, one connection: time to first chunk", flush=True)
-            direct_ttfc = first_chunks(fast_port, "/v1/chat/completions", json, args.streams)
-            gw_ttfc = first_chunks(gateway_port, "/v1/chat/completions", auth("stream"), args.streams)
-            report.add(
-                "4. time to first chunk p50, streamed",
-                f"{direct_ttfc[0]:.3f} ms",
-                f"{gw_ttfc[0]:.3f} ms",
-                f"+{gw_ttfc[0] - direct_ttfc[0]:.3f} ms",
-                "<= 1 ms added",
-            )
-            report.add(
-                "4. time to first chunk p99, streamed",
-                f"{direct_ttfc[1]:.3f} ms",
-                f"{gw_ttfc[1]:.3f} ms",
-                f"+{gw_ttfc[1] - direct_ttfc[1]:.3f} ms",
-                "",
-            )
+            if "4" in wanted:
+                print("4. streamed requests, one connection: time to first chunk", flush=True)
+                direct_ttfc = first_chunks(fast_port, "/v1/chat/completions", json, args.streams)
+                gw_ttfc = first_chunks(gateway_port, "/v1/chat/completions", auth("stream"), args.streams)
+                report.add(
+                    "4. time to first chunk p50, streamed",
+                    f"{direct_ttfc[0]:.3f} ms",
+                    f"{gw_ttfc[0]:.3f} ms",
+                    f"+{gw_ttfc[0] - direct_ttfc[0]:.3f} ms",
+                    "<= 1 ms added",
+                )
+                report.add(
+                    "4. time to first chunk p99, streamed",
+                    f"{direct_ttfc[1]:.3f} ms",
+                    f"{gw_ttfc[1]:.3f} ms",
+                    f"+{gw_ttfc[1] - direct_ttfc[1]:.3f} ms",
+                    "",
+                )
 
-            print("5. cache hits", flush=True)
-            cached = auth("cache", **{"X-Sightline-Cache": "use"})
-            r = httpx.post(gw_url, content=BODY, headers=cached)
-            assert r.status_code == 200 and r.headers["x-sightline-cache"] == "MISS", r.text
-            assert httpx.post(gw_url, content=BODY, headers=cached).headers["x-sightline-cache"] == "HIT"
-            direct = wrk(fast_url, BODY, json, 1, d, cores.load, tmp)
-            through = wrk(gw_url, BODY, cached, 1, d, cores.load, tmp)
-            report.add(
-                "5. cache hit p50, 1 connection",
-                f"{direct.p50:.3f} ms",
-                f"{through.p50:.3f} ms",
-                f"{through.p50 / direct.p50:.1f}x direct",
-                "<= 0.5 ms",
-            )
-            direct = wrk(fast_url, BODY, json, 64, d, cores.load, tmp)
-            through = wrk(gw_url, BODY, cached, 64, d, cores.load, tmp)
-            report.add(
-                "5. cache hits/s, 64 connections",
-                f"{direct.rps:,.0f}/s",
-                f"{through.rps:,.0f}/s",
-                f"{through.rps / direct.rps:.1%} of direct",
-                ">= 5,000/s",
-            )
+            if "5" in wanted:
+                print("5. cache hits", flush=True)
+                cached = auth("cache", **{"X-Sightline-Cache": "use"})
+                r = httpx.post(gw_url, content=BODY, headers=cached)
+                assert r.status_code == 200 and r.headers["x-sightline-cache"] == "MISS", r.text
+                assert httpx.post(gw_url, content=BODY, headers=cached).headers["x-sightline-cache"] == "HIT"
+                direct = wrk(fast_url, BODY, json, 1, d, cores.load, tmp)
+                through = wrk(gw_url, BODY, cached, 1, d, cores.load, tmp)
+                report.add(
+                    "5. cache hit p50, 1 connection",
+                    f"{direct.p50:.3f} ms",
+                    f"{through.p50:.3f} ms",
+                    f"{through.p50 / direct.p50:.1f}x direct",
+                    "<= 0.5 ms",
+                )
+                direct = wrk(fast_url, BODY, json, 64, d, cores.load, tmp)
+                through = wrk(gw_url, BODY, cached, 64, d, cores.load, tmp)
+                report.add(
+                    "5. cache hits/s, 64 connections",
+                    f"{direct.rps:,.0f}/s",
+                    f"{through.rps:,.0f}/s",
+                    f"{through.rps / direct.rps:.1%} of direct",
+                    ">= 5,000/s",
+                )
 
-            if args.soak > 0:
+            if args.soak > 0 and "6" in wanted:
                 print(f"6. memory over {args.soak:g} s at the ceiling", flush=True)
                 samples: list[tuple[float, float, float]] = []
                 stop = threading.Event()
@@ -497,7 +504,7 @@ def main() -> None:
                         f"{soak.rps:,.0f}/s for {args.soak:g} s; recorded {count:,} / {soak.requests:,}",
                     )
 
-        if args.workers > 1:
+        if args.workers > 1 and "2" in wanted:
             print(f"2b. throughput with {args.workers} worker processes (not pinned)", flush=True)
             serve = [*sightline(), "serve", "--port", str(gateway_port), "--workers", str(args.workers)]
             with process(serve, gateway_port, env, tmp / "serve-workers.log"):

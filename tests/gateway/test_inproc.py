@@ -135,3 +135,50 @@ def test_cache_rows_in_the_store(database_url: str) -> None:
             assert PurgeExpired(now).apply(conn) == 1
     finally:
         db.engine.dispose()
+
+
+async def _until(fetch: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await fetch()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    return None
+
+
+async def test_the_lru_sees_an_entry_renewed_by_another_process(database_url: str) -> None:
+    from sightline.gateway import ResponseCache
+
+    db = Database(database_url)
+    db.start()
+    try:
+        mine, theirs = ResponseCache(db, 60, trust=0.0), ResponseCache(db, 60, trust=0.0)
+        mine.put(1, "k", "chat/completions", "m", b'{"v": 1}')
+        assert await _until(lambda: theirs.get(1, "k")) == b'{"v": 1}'  # read through the database
+        theirs.put(1, "k", "chat/completions", "m", b'{"v": 2}')  # renewed over there
+        assert await mine.get(1, "k") == b'{"v": 1}'  # answered from memory at once ...
+
+        async def renewed() -> bool:
+            return await mine.get(1, "k") == b'{"v": 2}'
+
+        assert await _until(renewed)  # ... and checked in the background
+        await mine.aclose()
+        await theirs.aclose()
+    finally:
+        db.close()
+
+
+async def test_a_cache_that_fails_is_a_miss(database_url: str) -> None:
+    from sightline.gateway import ResponseCache
+    from tests.conftest import free_port
+
+    db = Database(database_url)
+    try:
+        cache = ResponseCache(db, 60, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+        cache.put(1, "k", "chat/completions", "m", b"{}")  # in memory; Redis refuses in the background
+        assert await cache.get(1, "k") == b"{}"
+        assert await cache.get(1, "other") is None
+        await cache.aclose()
+    finally:
+        db.engine.dispose()

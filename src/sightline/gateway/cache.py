@@ -2,10 +2,11 @@
 
 The shared layer is the database (table ``gateway_cache``, written through the single writer), or
 Redis when ``SIGHTLINE_REDIS_URL`` is set, for several gateway processes on several machines.
-A hit in the LRU costs a dict lookup; the LRU trusts an entry for ``trust`` seconds and then asks
-the shared layer again, so an entry renewed (``X-Sightline-Cache: refresh``) in another process
-is seen here within that time. Entries live ``ttl`` seconds (``SIGHTLINE_CACHE_TTL``; 0 stores
-nothing). A cache that fails (Redis down, a locked database) is a miss, never a failed call.
+A hit in the LRU costs a dict lookup; after ``trust`` seconds an entry is checked against the
+shared layer again (in the background, the hit itself still answered from memory), so an entry
+renewed (``X-Sightline-Cache: refresh``) in another process is seen here soon after that time.
+Entries live ``ttl`` seconds (``SIGHTLINE_CACHE_TTL``; 0 stores nothing). A cache that fails
+(Redis down, a locked database) is a miss, never a failed call.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class ResponseCache:
         self._lru: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
         self._bytes = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._checking: set[tuple[int, str]] = set()
         self._purged = time.monotonic()
         self._warned = 0.0
 
@@ -92,21 +94,38 @@ class ResponseCache:
         if entry is not None:
             if entry.expires <= now:
                 self._forget(slot)
-                entry = None
-            elif time.monotonic() - entry.checked < self._trust:
+            else:
                 self._lru.move_to_end(slot)
+                if time.monotonic() - entry.checked >= self._trust and slot not in self._checking:
+                    # Answer from memory at once; ask the shared layer in the background.
+                    self._checking.add(slot)
+                    self._spawn(self._recheck(slot, now))
                 return entry.body
+        return await self._fetch(slot, now)
+
+    async def _fetch(self, slot: tuple[int, str], now: float) -> bytes | None:
         try:
-            shared = await self._shared_get(project_id, key, now)
+            shared = await self._shared_get(slot[0], slot[1], now)
         except Exception as exc:  # the cache is an optimisation: a failing layer is a miss
             self._warn("reading", exc)
-            return entry.body if entry is not None else None
+            return None
         if shared is None:
             self._forget(slot)
             return None
         body, expires = shared
         self._remember(slot, body, expires)
         return body
+
+    async def _recheck(self, slot: tuple[int, str], now: float) -> None:
+        try:
+            await self._fetch(slot, now)
+        finally:
+            self._checking.discard(slot)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _shared_get(self, project_id: int, key: str, now: float) -> tuple[bytes, float] | None:
         if self._redis_url:
@@ -135,10 +154,7 @@ class ResponseCache:
         self._remember((project_id, key), body, expires)
         expires_us = int(expires * 1_000_000)
         if self._redis_url:
-            value = b"%d\n%s" % (expires_us, body)
-            task = asyncio.get_running_loop().create_task(self._redis_set(project_id, key, value))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._redis_set(project_id, key, b"%d\n%s" % (expires_us, body)))
             return
         op = StoreResponse(project_id, key, endpoint, model, body.decode(), int(now * 1_000_000), expires_us)
         self._write(op)
