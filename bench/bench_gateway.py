@@ -420,6 +420,15 @@ def main() -> None:
                     f"{through.rps / direct.rps:.1%} of direct",
                     ">= 95% of direct",
                 )
+                settle(database_url, keys["slow"][1], through.requests)
+                own = recorded_latency(database_url, keys["slow"][1])
+                report.add(
+                    "3. gateway's own recorded time p50 / p99",
+                    f"{64 / direct.rps * 1000:.3f} ms (mean)",
+                    f"{own[0]:.3f} / {own[1]:.3f} ms",
+                    "",
+                    "arrival to last byte, upstream included",
+                )
 
             if "4" in wanted:
                 print("4. streamed requests, one connection: time to first chunk", flush=True)

@@ -90,9 +90,9 @@ def test_context_headers_are_checked() -> None:
 
 def test_new_ids_are_version_4_uuids() -> None:
     new_id = IdSource()
-    ids = {new_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(uuid.UUID(i).version == 4 for i in ids)
+    ids = [new_id() for _ in range(1000)]
+    assert len({text for text, _ in ids}) == 1000
+    assert all(uuid.UUID(text).version == 4 and uuid.UUID(text).bytes == raw for text, raw in ids)
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:

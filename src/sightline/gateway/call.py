@@ -33,9 +33,11 @@ class IdSource:
     def __init__(self) -> None:
         self._rng = random.Random(os.urandom(32))
 
-    def __call__(self) -> str:
-        h = "%032x" % (self._rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    def __call__(self) -> tuple[str, bytes]:
+        """A new id: its text and its 16 bytes."""
+        n = self._rng.getrandbits(128) & _VERSION_MASK | _VERSION_4
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", n.to_bytes(16, "big")
 
 
 def kind_of(endpoint: str) -> str:
@@ -64,6 +66,7 @@ class Call:
         "error",
         "events",
         "first",
+        "generation_bytes",
         "generation_id",
         "hide_usage",
         "kind",
@@ -91,7 +94,7 @@ class Call:
         hide_usage: bool,
         started: float | None = None,
         wall: float | None = None,
-        generation_id: str | None = None,
+        generation_id: tuple[str, bytes] | None = None,
     ) -> None:
         self.project_id = project_id
         self.endpoint = endpoint
@@ -103,7 +106,10 @@ class Call:
         self.cache_key: str | None = None
         self.stream = stream
         self.hide_usage = hide_usage
-        self.generation_id = generation_id or str(uuid.uuid4())
+        if generation_id is None:
+            made = uuid.uuid4()
+            generation_id = str(made), made.bytes
+        self.generation_id, self.generation_bytes = generation_id
         self.started = time.perf_counter() if started is None else started
         self.wall = time.time() if wall is None else wall
         self.first: float | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ..errors import UpstreamError
-from ..feedback_key import make_feedback_key
+from ..feedback_key import Signer
 from ..settings import Settings
 from ..store import Database
 from ..store.records import Scope
@@ -126,6 +126,7 @@ class Gateway:
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
         self.recorder = Recorder(db.writer)
         self._ids = IdSource()
+        self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
 
     async def target(self, project_id: int, context: Context) -> Target:
         """Where a request that is not a model call goes (the chosen provider, else the default)."""
@@ -235,12 +236,16 @@ class Gateway:
                 out["Authorization"] = f"Bearer {target.api_key}"
         return out
 
-    @staticmethod
-    def response_headers(call: Call, api_key: str) -> list[tuple[bytes, bytes]]:
+    def response_headers(self, call: Call, api_key: str) -> list[tuple[bytes, bytes]]:
         """The ``X-Sightline-*`` headers of a model call's answer."""
+        signer = self._signers.get(api_key)
+        if signer is None:
+            if len(self._signers) > 10_000:
+                self._signers.clear()
+            signer = self._signers[api_key] = Signer(api_key)
         return [
             (b"x-sightline-generation-id", call.generation_id.encode()),
-            (b"x-sightline-feedback-key", make_feedback_key(api_key, call.generation_id).encode()),
+            (b"x-sightline-feedback-key", signer.sign(call.generation_bytes).encode()),
             (b"x-sightline-cache", b"HIT" if call.cache_hit else b"MISS"),
         ]
 
