@@ -20,6 +20,7 @@ the analytics queries: only the ragged edges are scanned.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -48,15 +49,19 @@ DAY_US = 24 * HOUR_US
 _BANDS = ((0, 10), (1_000, 100), (10_000, 1_000), (100_000, 10_000))
 
 
+# Where each band ends, and the first bin of each band: a bin is then one bisect and one division.
+_ENDS = [start for start, _ in _BANDS[1:]]
+_FIRST = [0]
+for _i in range(1, len(_BANDS)):
+    _FIRST.append(_FIRST[-1] + (_BANDS[_i][0] - _BANDS[_i - 1][0]) // _BANDS[_i - 1][1])
+
+
 def latency_bin(ms: float) -> int:
     """The histogram bin of a duration in milliseconds (truncated to a whole millisecond)."""
-    whole, offset = max(int(ms), 0), 0
-    for i, (start, width) in enumerate(_BANDS):
-        end = _BANDS[i + 1][0] if i + 1 < len(_BANDS) else None
-        if end is None or whole < end:
-            return offset + (whole - start) // width
-        offset += (end - start) // width
-    raise AssertionError("unreachable")
+    whole = int(ms) if ms > 0 else 0
+    band = bisect_right(_ENDS, whole)
+    start, width = _BANDS[band]
+    return _FIRST[band] + (whole - start) // width
 
 
 def latency_bin_sql(ms: ColumnElement[int]) -> ColumnElement[int]:
