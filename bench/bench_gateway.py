@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_gateway.py                      # every figure, 10 s each, 5-minute soak
     .venv/bin/python bench/bench_gateway.py --duration 5 --soak 60
+    .venv/bin/python bench/bench_gateway.py --figures 1,3 --soak 0          # some figures only
 
 Needs ``wrk`` (the closed-loop load generator) on PATH: ``apt-get install -y wrk``. This script
 installs nothing; it stops with that message when wrk is missing. It starts, in a temporary folder:
@@ -21,7 +22,14 @@ the others. Every figure is measured against the same upstream, directly and thr
 4. streamed requests, one connection: added time to the first chunk (a Python client reading the
    raw stream, the same client for both);
 5. cache hits (``X-Sightline-Cache: use`` on a cached request): p50 at one connection, requests/s;
-6. memory of the server process over ``--soak`` seconds at the ceiling (RSS sampled every 5 s).
+6. memory of the server process over ``--soak`` seconds at the ceiling, by minute: its heap
+   (``RssAnon``; SQLite's page cache is part of it and fills up to its 64 MiB a connection during the
+   first minutes) and its RSS (which also counts the mapped database file).
+
+Figures 1 and 3 also print the latency the gateway recorded for its own calls (arrival to last byte
+sent, the upstream included), which tells the gateway's time apart from the wait for its core.
+On a two-core machine the gateway's event loop shares its core with its database writer thread;
+the writer's inserts (a few ms every 20 ms at the ceiling) set the gateway's p99 at one connection.
 
 The machines are shared and noisy: a figure is a measurement of this run, never an assertion.
 """
