@@ -116,16 +116,31 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], updat
     conn.execute(stmt, list(rows))
 
 
+_upserts: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
 def upsert_add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], add: Sequence[str]) -> None:
-    """Insert ``rows``; where the primary key exists, add their ``add`` columns to the stored ones."""
+    """Insert ``rows`` (all with the same keys); where the primary key exists, add their ``add`` columns.
+
+    Runs with every write batch (the rollups), so the statement is written once per table and
+    column set and goes to the driver's executemany: building SQLAlchemy's ``ON CONFLICT`` construct
+    each time cost more than the whole insert of the generations.
+    """
     if not rows:
         return
-    stmt = _insert(conn, table)
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in add}
-    )
-    conn.execute(stmt, list(rows))
+    columns = tuple(rows[0])
+    key = (conn.dialect.name, table.name, columns, tuple(add))
+    sql = _upserts.get(key)
+    if sql is None:
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        names = ", ".join(f'"{c}"' for c in columns)
+        keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        sets = ", ".join(f'"{c}" = "{table.name}"."{c}" + excluded."{c}"' for c in add)
+        sql = _upserts[key] = (
+            f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(columns))}) '
+            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        )
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
 
 
 def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:
