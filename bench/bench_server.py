@@ -345,12 +345,13 @@ def _measure(
     if soak:
         samples: list[int] = []
         started = time.perf_counter()
-        total, seed = 0, 100
+        total, seed, dropped = 0, 100, 0
         while time.perf_counter() - started < soak:
             seed += 1  # fresh ids every round: every batch is really written
             feed = ingest_requests(key, 200, 100, seed=seed)
             res = asyncio.run(run(host, port, feed, connections=8, total=len(feed)))
-            total += res.requests * 100
+            total += res.statuses.get(200, 0) * 100
+            dropped += res.errors
             samples.append(rss_kib(process.pid))
         print(
             f"  soak {soak:.0f}s: {total:,} generations; server memory (MiB) first {samples[0] / 1024:.0f}, "

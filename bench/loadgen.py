@@ -90,7 +90,16 @@ async def run(
                 data = pick(i)
                 started = time.perf_counter()
                 writer.write(data)
-                status = await _read_response(reader)
+                try:
+                    status = await _read_response(reader)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    # Counted as an error (status 0) and the connection made anew: a load test reports
+                    # what the server did rather than stopping at the first dropped connection.
+                    result.errors += 1
+                    result.statuses[0] = result.statuses.get(0, 0) + 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
                 result.latencies.append(time.perf_counter() - started)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 result.requests += 1

@@ -127,6 +127,8 @@ def _provider_write(request: Request, view: View, action: str, **values: Any) ->
             else:
                 provider_store.set_default_provider(conn, view.project_id, values["provider_id"])
                 session.say("ok", "Default provider changed.")
+        # This process's gateway reads the project's providers again on its next call (others within 5 s).
+        request.app.state.gateway.providers.forget(view.project_id)
     except SightlineError as exc:
         session.say("error", exc.message)
     return redirect(request, url_with("/admin/providers", view.scope))
