@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,19 @@ _TEXT_PARAMS = {
     "metadata.sessionId": "session_id",
     "sessionId": "session_id",
     "feedback.thumbs": "feedback_thumbs",
+}
+# filter attribute -> the query parameter it is written back as
+_CANONICAL = {
+    "model_id": "model.id",
+    "output_type": "output.type",
+    "user_id": "userId",
+    "session_id": "sessionId",
+    "run_id": "runId",
+    "chat_id": "chatId",
+    "template_name": "template.name",
+    "status": "status",
+    "environment": "environment",
+    "feedback_thumbs": "feedback.thumbs",
 }
 _OTHER_PARAMS = {
     "from",
@@ -152,25 +165,11 @@ class GenerationFilter:
 
     def as_params(self) -> dict[str, str]:
         """The query parameters that build this filter again (for links that keep a view)."""
-        reverse = {
-            attr: name
-            for name, attr in _TEXT_PARAMS.items()
-            if "." in name or name in ("status", "environment")
+        out = {
+            name: str(getattr(self, attr))
+            for attr, name in _CANONICAL.items()
+            if getattr(self, attr) is not None
         }
-        reverse.update(
-            user_id="userId",
-            run_id="runId",
-            chat_id="chatId",
-            model_id="model.id",
-            template_name="template.name",
-        )
-        out: dict[str, str] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or f.name == "metadata":
-                continue
-            if f.name in reverse:
-                out[reverse[f.name]] = str(value)
         if self.cache_hit is not None:
             out["cacheHit"] = str(self.cache_hit).lower()
         if self.has_feedback is not None:
