@@ -195,8 +195,48 @@ class _AsyncChat(AsyncChat):
         return _AsyncChatCompletions(self._client)
 
 
-class _FeedbackMixin:
+class _SightlineMixin:
+    """What the sync and async clients share: the recorder, its configuration, copies, feedback.
+
+    Comes before the openai client class in the bases, so ``super()`` here is openai's.
+    """
+
     _sightline: Recorder
+    base_url: Any
+
+    def __init__(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
+
+    @property
+    def sightline_config(self) -> SightlineConfig:
+        """The resolved Sightline configuration of this client."""
+        return self._sightline.config
+
+    def copy(
+        self,
+        *,
+        sightline: SightlineConfig | None = None,
+        _sightline_recorder: Recorder | None = None,
+        _extra_kwargs: Mapping[str, Any] = {},
+        **kwargs: Any,
+    ) -> Self:
+        """openai's ``copy``/``with_options``, keeping this client's Sightline configuration."""
+        recorder = _sightline_recorder or (None if sightline is not None else self._sightline)
+        extra = {"sightline": sightline, "_sightline_recorder": recorder, **_extra_kwargs}
+        return super().copy(_extra_kwargs=extra, **kwargs)  # type: ignore[misc, no-any-return]
+
+    with_options = copy
+
+    def _sightline_bind(self, run: RunLike) -> Self:
+        """A copy of this client whose calls are steps of ``run``."""
+        return self.copy(_sightline_recorder=self._sightline.bound(run, str(self.base_url)))
 
     def send_feedback(
         self,
@@ -228,22 +268,12 @@ class _FeedbackMixin:
         )
 
 
-class Client(_FeedbackMixin, openai.OpenAI):
+class Client(_SightlineMixin, openai.OpenAI):
     """``openai.OpenAI`` that records every chat, completion and embedding call in Sightline.
 
     Takes openai's arguments unchanged plus ``sightline=SightlineConfig(...)``; without it the
     configuration comes from ``SIGHTLINE_API_KEY`` / ``SIGHTLINE_SERVER_URL``.
     """
-
-    def __init__(
-        self,
-        *,
-        sightline: SightlineConfig | None = None,
-        _sightline_recorder: Recorder | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
 
     @cached_property
     def chat(self) -> _Chat:
@@ -257,43 +287,9 @@ class Client(_FeedbackMixin, openai.OpenAI):
     def embeddings(self) -> _Embeddings:
         return _Embeddings(self)
 
-    @property
-    def sightline_config(self) -> SightlineConfig:
-        """The resolved Sightline configuration of this client."""
-        return self._sightline.config
 
-    def copy(
-        self,
-        *,
-        sightline: SightlineConfig | None = None,
-        _sightline_recorder: Recorder | None = None,
-        _extra_kwargs: Mapping[str, Any] = {},
-        **kwargs: Any,
-    ) -> Self:
-        """openai's ``copy``/``with_options``, keeping this client's Sightline configuration."""
-        recorder = _sightline_recorder or (None if sightline is not None else self._sightline)
-        extra = {"sightline": sightline, "_sightline_recorder": recorder, **_extra_kwargs}
-        return super().copy(_extra_kwargs=extra, **kwargs)
-
-    with_options = copy
-
-    def _sightline_bind(self, run: RunLike) -> Self:
-        """A copy of this client whose calls are steps of ``run``."""
-        return self.copy(_sightline_recorder=self._sightline.bound(run, str(self.base_url)))
-
-
-class AsyncClient(_FeedbackMixin, openai.AsyncOpenAI):
+class AsyncClient(_SightlineMixin, openai.AsyncOpenAI):
     """``openai.AsyncOpenAI`` that records every chat, completion and embedding call in Sightline."""
-
-    def __init__(
-        self,
-        *,
-        sightline: SightlineConfig | None = None,
-        _sightline_recorder: Recorder | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
 
     @cached_property
     def chat(self) -> _AsyncChat:
@@ -306,27 +302,3 @@ class AsyncClient(_FeedbackMixin, openai.AsyncOpenAI):
     @cached_property
     def embeddings(self) -> _AsyncEmbeddings:
         return _AsyncEmbeddings(self)
-
-    @property
-    def sightline_config(self) -> SightlineConfig:
-        """The resolved Sightline configuration of this client."""
-        return self._sightline.config
-
-    def copy(
-        self,
-        *,
-        sightline: SightlineConfig | None = None,
-        _sightline_recorder: Recorder | None = None,
-        _extra_kwargs: Mapping[str, Any] = {},
-        **kwargs: Any,
-    ) -> Self:
-        """openai's ``copy``/``with_options``, keeping this client's Sightline configuration."""
-        recorder = _sightline_recorder or (None if sightline is not None else self._sightline)
-        extra = {"sightline": sightline, "_sightline_recorder": recorder, **_extra_kwargs}
-        return super().copy(_extra_kwargs=extra, **kwargs)
-
-    with_options = copy
-
-    def _sightline_bind(self, run: RunLike) -> Self:
-        """A copy of this client whose calls are steps of ``run``."""
-        return self.copy(_sightline_recorder=self._sightline.bound(run, str(self.base_url)))
