@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,42 +41,10 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # Let reads map the file instead of copying pages through read(): cheaper large scans.
     cursor.execute("PRAGMA mmap_size=1073741824")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # wal_autocheckpoint stays at SQLite's default (1000 pages): the commit that crosses it copies the
+    # WAL back while no other write is appended, so the WAL is reset and stays small. (Checkpoints
+    # from another thread, beside a busy writer, never finish and let the WAL grow without bound.)
     cursor.close()
-
-
-class _Checkpointer:
-    """Copies the SQLite WAL back into the database file from a thread of its own.
-
-    Left to SQLite, the commit that crosses the WAL size limit does the checkpoint, with its fsync,
-    while every request waiting on that commit waits too. Here the writer's connections never
-    checkpoint (``wal_autocheckpoint=0``) and this thread does a PASSIVE checkpoint every second,
-    which runs beside the writer instead of in front of it.
-    """
-
-    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
-        self._engine, self._interval = engine, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="sightline-checkpoint", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                with self._engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:  # a busy or locked file: the next round tries again
-                log.debug("checkpoint skipped", exc_info=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
 
 class Database:
@@ -98,15 +65,9 @@ class Database:
                 url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
-        self._checkpointer: _Checkpointer | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "connect", self._checkpoint_pragma)
         self.writer = Writer(self.engine, max_batch=write_batch_max)
-
-    def _checkpoint_pragma(self, dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-        if self._checkpointer is not None:
-            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
     @property
     def is_sqlite(self) -> bool:
@@ -125,17 +86,10 @@ class Database:
             yield conn
 
     def start(self) -> None:
-        """Start the writer (and, on SQLite, the checkpointer): what a long-running server needs."""
-        if self.dialect == "sqlite" and self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self.engine)
-            self.engine.dispose()  # connections made from now on take wal_autocheckpoint=0
-            self._checkpointer.start()
+        """Start the writer thread: what a long-running server needs."""
         self.writer.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the queued writes (up to ``timeout`` seconds), then release the engine."""
         self.writer.stop(timeout)
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
         self.engine.dispose()
