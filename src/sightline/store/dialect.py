@@ -107,40 +107,45 @@ def _insert_values(
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
-    """Insert ``rows``; where the primary key exists, overwrite the ``update`` columns."""
-    if not rows:
-        return
-    stmt = _insert(conn, table)
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
-    conn.execute(stmt, list(rows))
-
-
-_upserts: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
+    """Insert ``rows`` (all with the same keys); where the primary key exists, overwrite ``update``."""
+    _on_conflict(conn, table, rows, {c: f'excluded."{c}"' for c in update})
 
 
 def upsert_add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], add: Sequence[str]) -> None:
-    """Insert ``rows`` (all with the same keys); where the primary key exists, add their ``add`` columns.
+    """Insert ``rows`` (all with the same keys); where the primary key exists, add their ``add`` columns."""
+    _on_conflict(conn, table, rows, {c: f'"{table.name}"."{c}" + excluded."{c}"' for c in add})
 
-    Runs with every write batch (the rollups), so the statement is written once per table and
-    column set and goes to the driver's executemany: building SQLAlchemy's ``ON CONFLICT`` construct
-    each time cost more than the whole insert of the generations.
+
+_upserts: dict[tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
+
+
+def _on_conflict(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], sets: dict[str, str]
+) -> None:
+    """``INSERT … ON CONFLICT (primary key) DO UPDATE SET column = expression`` for every row.
+
+    Runs with write batches (rollups, runs, metadata), so the statement is written once per table,
+    column set and update, and goes to the driver's executemany: building SQLAlchemy's ``ON CONFLICT``
+    construct each time cost more than the whole insert of the generations.
     """
     if not rows:
         return
     columns = tuple(rows[0])
-    key = (conn.dialect.name, table.name, columns, tuple(add))
+    key = (conn.dialect.name, table.name, columns, tuple(sets.items()))
     sql = _upserts.get(key)
     if sql is None:
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         names = ", ".join(f'"{c}"' for c in columns)
         keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-        sets = ", ".join(f'"{c}" = "{table.name}"."{c}" + excluded."{c}"' for c in add)
+        assignments = ", ".join(f'"{c}" = {expression}' for c, expression in sets.items())
         sql = _upserts[key] = (
             f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(columns))}) '
-            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+            f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}"
         )
-    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    conn.exec_driver_sql(
+        sql, [tuple(json_text(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+    )
 
 
 def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:
