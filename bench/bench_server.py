@@ -6,7 +6,10 @@
 For each database it starts a real ``sightline serve`` process and measures:
 
 * ingest: batches of 100 from 8 connections (generations/s) and single posts from 32 connections
-  (requests/s); baseline: ``GET /healthz`` from 32 connections, the HTTP floor of the same process;
+  (requests/s) of live traffic: generations made now, with time-ordered (version 7) ids as the SDK
+  and gateway make them; also batches of a backfill (random version 4 ids, times spread over 30
+  days), for comparison; baseline: ``GET /healthz`` from 32 connections, the HTTP floor of the
+  same process;
 * with ``--rows`` generations loaded: the list with a user filter and a time range (p95), baseline the
   p95 of ``GET /healthz``; the tokens-by-model aggregate, baseline the same GROUP BY as raw SQL; the
   export of every row (rows/s and the server's peak memory), baseline reading the same rows as raw SQL;
@@ -34,6 +37,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import request_bytes, run  # noqa: E402
+from sightline.ids import new_uuid  # noqa: E402
 from sightline.schema import Generation  # noqa: E402
 from sightline.store import Database, Scope, migrate  # noqa: E402
 from sightline.store.ingest import InsertGenerations, prepare_generation  # noqa: E402
@@ -44,12 +48,21 @@ TEMPLATES = ["summarize", "translate", "emoji", "classify", "answer", None]
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
-def make_generation(i: int, rng: random.Random, spread_days: int = 30) -> dict[str, object]:
+def make_generation(
+    i: int, rng: random.Random, spread_days: int = 30, live: bool = False
+) -> dict[str, object]:
+    """A varied generation. ``live``: made now, with a time-ordered id, as the SDK and gateway send
+    them; otherwise a random (version 4) id and a time anywhere in ``spread_days`` (a backfill)."""
     prompt, completion = rng.randint(20, 2000), rng.randint(1, 500)
     template = TEMPLATES[i % len(TEMPLATES)]
+    if live:
+        gen_id, timestamp = str(new_uuid()), datetime.now(UTC)
+    else:
+        gen_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        timestamp = START + timedelta(seconds=rng.uniform(0, spread_days * 86400))
     body: dict[str, object] = {
-        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "timestamp": (START + timedelta(seconds=rng.uniform(0, spread_days * 86400))).isoformat(),
+        "id": gen_id,
+        "timestamp": timestamp.isoformat(),
         "model": {"id": MODELS[i % len(MODELS)], "provider": "openai"},
         "input": {"type": "text", "content": [{"role": "user", "content": f"question number {i} " * 5}]},
         "output": {"type": "text", "content": f"answer number {i} " * 8},
@@ -110,12 +123,12 @@ def start(database_url: str, log: Path, workers: int = 1) -> tuple[subprocess.Po
     raise RuntimeError(log.read_text())
 
 
-def ingest_requests(key: str, count: int, per_request: int, seed: int) -> list[bytes]:
+def ingest_requests(key: str, count: int, per_request: int, seed: int, live: bool = True) -> list[bytes]:
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     out = []
     for n in range(count):
-        gens = [make_generation(n * per_request + j, rng) for j in range(per_request)]
+        gens = [make_generation(n * per_request + j, rng, live=live) for j in range(per_request)]
         if per_request == 1:
             out.append(request_bytes("POST", "/api/generations", "bench", headers, orjson.dumps(gens[0])))
         else:
@@ -210,29 +223,19 @@ def _measure(
     base32 = asyncio.run(run(host, port, health, connections=32, seconds=3))
     print(f"  baseline GET /healthz, 32 connections: {base32.rate:,.0f} requests/s", flush=True)
 
+    def ingest(name: str, feed: list[bytes], connections: int, per_request: int, target: str) -> None:
+        res = asyncio.run(run(host, port, feed, connections=connections, total=len(feed)))
+        assert res.errors == 0, res.statuses
+        rate = res.rate * per_request
+        line(name, f"{rate:,.0f}", f"{base32.rate:,.0f} req/s", rate / base32.rate, target)
+
     batches = ingest_requests(key, 400, 100, seed=1)
     asyncio.run(run(host, port, batches[:16], connections=8, total=16))  # warm up
-    res = asyncio.run(run(host, port, batches[16:], connections=8, total=len(batches) - 16))
-    assert res.errors == 0, res.statuses
-    gens_rate = res.rate * 100
-    line(
-        "ingest batches of 100, 8 clients (gen/s)",
-        f"{gens_rate:,.0f}",
-        f"{base32.rate:,.0f} req/s",
-        gens_rate / base32.rate,
-        ">= 20,000 gen/s",
-    )
-
+    ingest("ingest batches of 100, 8 clients (gen/s)", batches[16:], 8, 100, ">= 20,000 gen/s")
+    backfill = ingest_requests(key, 200, 100, seed=4, live=False)
+    ingest("  the same, backfill: random ids, 30 days", backfill, 8, 100, "(no target)")
     singles = ingest_requests(key, 12000, 1, seed=2)
-    res = asyncio.run(run(host, port, singles, connections=32, total=len(singles)))
-    assert res.errors == 0, res.statuses
-    line(
-        "single posts, 32 clients (req/s)",
-        f"{res.rate:,.0f}",
-        f"{base32.rate:,.0f} req/s",
-        res.rate / base32.rate,
-        ">= 2,000 req/s",
-    )
+    ingest("single posts, 32 clients (req/s)", singles, 32, 1, ">= 2,000 req/s")
 
     if rows:
         print(f"  loading {rows:,} generations through the store ...", flush=True)

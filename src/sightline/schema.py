@@ -10,7 +10,6 @@ import this module without any server dependency.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -25,6 +24,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
+
+from .ids import new_id
 
 __all__ = [
     "KNOWN_METADATA_KEYS",
@@ -310,7 +311,7 @@ class Feedback(Wire):
 class Generation(Wire):
     """One model call, as DESIGN.md describes it."""
 
-    id: UUIDText = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: UUIDText = Field(default_factory=lambda: new_id()[0])
     timestamp: UTCDateTime = Field(default_factory=_now)
     model: ModelRef
     input: Input = Field(default_factory=lambda: Input())

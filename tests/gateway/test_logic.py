@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from sightline.gateway import (
     replay,
     split_headers,
 )
-from sightline.gateway.call import IdSource
 from sightline.gateway.capture import generation_body
 from sightline.gateway.context import Context
 from sightline.gateway.upstream import Target
@@ -86,13 +84,6 @@ def test_context_headers_are_checked() -> None:
         with pytest.raises(InvalidInput) as caught:
             parse_context(headers)
         assert words in caught.value.message
-
-
-def test_new_ids_are_version_4_uuids() -> None:
-    new_id = IdSource()
-    ids = [new_id() for _ in range(1000)]
-    assert len({text for text, _ in ids}) == 1000
-    assert all(uuid.UUID(text).version == 4 and uuid.UUID(text).bytes == raw for text, raw in ids)
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:

@@ -24,7 +24,9 @@ from sightline.store import tables as t
 from sightline.store.ingest import InsertGenerations, UpsertRun, prepare_generation
 from sightline.store.mongo import aggregate, compile_aggregate, compile_filter, find
 
-PG_ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "SIGHTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 PROJECT, OTHER_PROJECT = 1, 2
 
@@ -47,21 +49,65 @@ def _gen(n: int, model: str, prompt: int, completion: int, **extra: Any) -> Gene
 
 # n: model, tokens, and what else each record has (n is also its hour after T0).
 RECORDS = [
-    _gen(1, "gpt-4", 100, 50, parameters={"temperature": 0.2, "style": 3}, input={"content": "Hello world"},
-         metadata={"userId": "alice", "plan": "pro", "beta": True, "tags": ["a", "b"],
-                   "docs": {"type": "url", "url": "https://example.com/1", "text": "doc"}},
-         feedback={"rating": 5}),
-    _gen(2, "gpt-4", 200, 100, parameters={"temperature": 0.7}, input={"content": "hello again"},
-         metadata={"userId": "bob", "plan": "free", "tags": ["b"]}, status="error",
-         error={"type": "rate_limit", "message": "slow down"}, feedback={"rating": 2, "thumbs": "down"}),
-    _gen(3, "gpt-3.5-turbo", 10, 5, parameters={"temperature": 1.0}, cacheHit=True,
-         output={"type": "json", "content": {"a": 1}}, metadata={"beta": False}),
-    _gen(4, "claude-3", 1000, 500, provider="anthropic", metadata={"plan": "pro", "sessionId": "s1"},
-         input={"type": "text", "content": [{"role": "user", "content": "Hi"}]},
-         usage={"promptTokens": 1000, "completionTokens": 500, "reasoningTokens": 300, "cost": 0.5},
-         feedback={"rating": 4, "score": 0.8}),
-    _gen(5, "gpt-4", 300, 200, parameters={"style": "hot"}, chatId="c1", stepIndex=2,
-         template={"name": "greet", "text": "Hi {name}", "params": {"name": "Ann"}}),
+    _gen(
+        1,
+        "gpt-4",
+        100,
+        50,
+        parameters={"temperature": 0.2, "style": 3},
+        input={"content": "Hello world"},
+        metadata={
+            "userId": "alice",
+            "plan": "pro",
+            "beta": True,
+            "tags": ["a", "b"],
+            "docs": {"type": "url", "url": "https://example.com/1", "text": "doc"},
+        },
+        feedback={"rating": 5},
+    ),
+    _gen(
+        2,
+        "gpt-4",
+        200,
+        100,
+        parameters={"temperature": 0.7},
+        input={"content": "hello again"},
+        metadata={"userId": "bob", "plan": "free", "tags": ["b"]},
+        status="error",
+        error={"type": "rate_limit", "message": "slow down"},
+        feedback={"rating": 2, "thumbs": "down"},
+    ),
+    _gen(
+        3,
+        "gpt-3.5-turbo",
+        10,
+        5,
+        parameters={"temperature": 1.0},
+        cacheHit=True,
+        output={"type": "json", "content": {"a": 1}},
+        metadata={"beta": False},
+    ),
+    _gen(
+        4,
+        "claude-3",
+        1000,
+        500,
+        provider="anthropic",
+        metadata={"plan": "pro", "sessionId": "s1"},
+        input={"type": "text", "content": [{"role": "user", "content": "Hi"}]},
+        usage={"promptTokens": 1000, "completionTokens": 500, "reasoningTokens": 300, "cost": 0.5},
+        feedback={"rating": 4, "score": 0.8},
+    ),
+    _gen(
+        5,
+        "gpt-4",
+        300,
+        200,
+        parameters={"style": "hot"},
+        chatId="c1",
+        stepIndex=2,
+        template={"name": "greet", "text": "Hi {name}", "params": {"name": "Ann"}},
+    ),
     _gen(6, "gpt-3.5-turbo", 20, 10, runId="run-1", stepIndex=0, metadata={"tags": ["c"]}),
 ]
 
@@ -305,8 +351,14 @@ def test_compiled_filter_runs_as_a_plain_where(engine: Engine) -> None:
 
 def test_tokens_by_model(engine: Engine) -> None:
     pipeline = [
-        {"$group": {"_id": "$model.id", "totalTokens": {"$sum": "$usage.totalTokens"},
-                    "averageTokens": {"$avg": "$usage.totalTokens"}, "count": {"$sum": 1}}},
+        {
+            "$group": {
+                "_id": "$model.id",
+                "totalTokens": {"$sum": "$usage.totalTokens"},
+                "averageTokens": {"$avg": "$usage.totalTokens"},
+                "count": {"$sum": 1},
+            }
+        },
         {"$sort": {"totalTokens": -1}},
     ]
     assert run(engine, pipeline) == [
@@ -321,8 +373,14 @@ def test_tokens_by_model(engine: Engine) -> None:
 def test_match_then_group_then_match_on_the_groups(engine: Engine) -> None:
     pipeline = [
         {"$match": {"status": "ok"}},
-        {"$group": {"_id": "$model.id", "n": {"$count": {}}, "cost": {"$sum": "$usage.cost"},
-                    "slowest": {"$max": "$performance.latency"}}},
+        {
+            "$group": {
+                "_id": "$model.id",
+                "n": {"$count": {}},
+                "cost": {"$sum": "$usage.cost"},
+                "slowest": {"$max": "$performance.latency"},
+            }
+        },
         {"$match": {"n": {"$gte": 2}}},
         {"$sort": {"_id": 1}},
     ]
@@ -333,10 +391,19 @@ def test_match_then_group_then_match_on_the_groups(engine: Engine) -> None:
 
 
 def test_group_everything_count_and_project(engine: Engine) -> None:
-    everything = [{"$group": {"_id": None, "tokens": {"$sum": "$usage.totalTokens"},
-                              "first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}}]
-    assert run(engine, everything) == [{"_id": None, "tokens": 2495, "first": "2024-05-01T01:00:00Z",
-                                        "last": "2024-05-01T06:00:00Z"}]
+    everything = [
+        {
+            "$group": {
+                "_id": None,
+                "tokens": {"$sum": "$usage.totalTokens"},
+                "first": {"$min": "$timestamp"},
+                "last": {"$max": "$timestamp"},
+            }
+        }
+    ]
+    assert run(engine, everything) == [
+        {"_id": None, "tokens": 2495, "first": "2024-05-01T01:00:00Z", "last": "2024-05-01T06:00:00Z"}
+    ]
     assert run(engine, [{"$match": {"model.id": "nope"}}, *everything]) == []
     assert run(engine, [{"$match": {"metadata.plan": "pro"}}, {"$count": "pro"}]) == [{"pro": 2}]
     projected = run(engine, [*everything, {"$project": {"_id": 0, "total": "$tokens"}}])
@@ -345,9 +412,15 @@ def test_group_everything_count_and_project(engine: Engine) -> None:
 
 def test_group_by_several_keys_and_day(engine: Engine) -> None:
     pipeline = [
-        {"$group": {"_id": {"provider": "$model.provider",
-                            "day": {"$dateTrunc": {"date": "$timestamp", "unit": "hour", "binSize": 3}}},
-                    "n": {"$sum": 1}}},
+        {
+            "$group": {
+                "_id": {
+                    "provider": "$model.provider",
+                    "day": {"$dateTrunc": {"date": "$timestamp", "unit": "hour", "binSize": 3}},
+                },
+                "n": {"$sum": 1},
+            }
+        },
         {"$sort": {"_id.day": 1, "_id.provider": 1}},
     ]
     assert run(engine, pipeline) == [
@@ -359,14 +432,29 @@ def test_group_by_several_keys_and_day(engine: Engine) -> None:
 
 
 def test_group_by_day_and_week_then_filter_the_buckets(engine: Engine) -> None:
-    by_day = run(engine, [
-        {"$group": {"_id": {"$dateTrunc": {"date": "$timestamp", "unit": "day"}}, "n": {"$sum": 1},
-                    "cacheRate": {"$avg": "$cacheHit"}}},
-        {"$match": {"_id": {"$gte": "2024-05-01T00:00:00Z"}}},
-    ])
+    by_day = run(
+        engine,
+        [
+            {
+                "$group": {
+                    "_id": {"$dateTrunc": {"date": "$timestamp", "unit": "day"}},
+                    "n": {"$sum": 1},
+                    "cacheRate": {"$avg": "$cacheHit"},
+                }
+            },
+            {"$match": {"_id": {"$gte": "2024-05-01T00:00:00Z"}}},
+        ],
+    )
     assert by_day == [{"_id": "2024-05-01T00:00:00Z", "n": 6, "cacheRate": pytest.approx(1 / 6)}]
-    weeks = [{"$group": {"_id": {"$dateTrunc": {"date": "$timestamp", "unit": "week", "startOfWeek": s}},
-                         "n": {"$sum": 1}}} for s in ("sunday", "monday")]
+    weeks = [
+        {
+            "$group": {
+                "_id": {"$dateTrunc": {"date": "$timestamp", "unit": "week", "startOfWeek": s}},
+                "n": {"$sum": 1},
+            }
+        }
+        for s in ("sunday", "monday")
+    ]
     # 2024-05-01 is a Wednesday.
     assert run(engine, [weeks[0]]) == [{"_id": "2024-04-28T00:00:00Z", "n": 6}]
     assert run(engine, [weeks[1]]) == [{"_id": "2024-04-29T00:00:00Z", "n": 6}]
@@ -374,20 +462,35 @@ def test_group_by_day_and_week_then_filter_the_buckets(engine: Engine) -> None:
 
 def test_group_twice_project_and_count(engine: Engine) -> None:
     pipeline = [
-        {"$group": {"_id": {"model": "$model.id", "ok": "$status"}, "n": {"$sum": 2},
-                    "first": {"$min": "$timestamp"}, "name": {"$max": "$model.id"}}},
-        {"$group": {"_id": "$_id.ok", "models": {"$sum": 1}, "weight": {"$sum": "$n"},
-                    "since": {"$min": "$first"}}},
+        {
+            "$group": {
+                "_id": {"model": "$model.id", "ok": "$status"},
+                "n": {"$sum": 2},
+                "first": {"$min": "$timestamp"},
+                "name": {"$max": "$model.id"},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$_id.ok",
+                "models": {"$sum": 1},
+                "weight": {"$sum": "$n"},
+                "since": {"$min": "$first"},
+            }
+        },
         {"$sort": {"_id": 1}},
     ]
     assert run(engine, pipeline) == [
         {"_id": "error", "models": 1, "weight": 2, "since": "2024-05-01T02:00:00Z"},
         {"_id": "ok", "models": 3, "weight": 10, "since": "2024-05-01T01:00:00Z"},
     ]
-    kept = run(engine, [*pipeline, {"$sort": {"weight": -1}}, {"$project": {"since": 1}},
-                        {"$sort": {"_id": 1}}])
-    assert kept == [{"_id": "error", "since": "2024-05-01T02:00:00Z"},
-                    {"_id": "ok", "since": "2024-05-01T01:00:00Z"}]
+    kept = run(
+        engine, [*pipeline, {"$sort": {"weight": -1}}, {"$project": {"since": 1}}, {"$sort": {"_id": 1}}]
+    )
+    assert kept == [
+        {"_id": "error", "since": "2024-05-01T02:00:00Z"},
+        {"_id": "ok", "since": "2024-05-01T01:00:00Z"},
+    ]
     by_weight = run(engine, [*pipeline, {"$sort": {"weight": -1}}, {"$project": {"_id": 0, "since": 1}}])
     assert by_weight == [{"since": "2024-05-01T01:00:00Z"}, {"since": "2024-05-01T02:00:00Z"}]
     early = {"$match": {"since": {"$lt": "2024-05-01T02:00:00Z"}}}
@@ -397,35 +500,64 @@ def test_group_twice_project_and_count(engine: Engine) -> None:
 def test_group_by_metadata_and_json_paths(engine: Engine) -> None:
     by_plan = run(engine, [{"$group": {"_id": "$metadata.plan", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}])
     assert by_plan == [{"_id": None, "n": 3}, {"_id": "free", "n": 1}, {"_id": "pro", "n": 2}]
-    by_temperature = run(engine, [
-        {"$match": {"parameters.temperature": {"$exists": True}}},
-        {"$group": {"_id": "$parameters.temperature", "n": {"$sum": 1},
-                    "latency": {"$avg": "$performance.latency"}}},
-        {"$match": {"_id": {"$in": [0.2, 1]}}},
-        {"$sort": {"_id": -1}},
-    ])
+    by_temperature = run(
+        engine,
+        [
+            {"$match": {"parameters.temperature": {"$exists": True}}},
+            {
+                "$group": {
+                    "_id": "$parameters.temperature",
+                    "n": {"$sum": 1},
+                    "latency": {"$avg": "$performance.latency"},
+                }
+            },
+            {"$match": {"_id": {"$in": [0.2, 1]}}},
+            {"$sort": {"_id": -1}},
+        ],
+    )
     assert by_temperature == [{"_id": 1.0, "n": 1, "latency": 300.0}, {"_id": 0.2, "n": 1, "latency": 100.0}]
-    by_style = run(engine, [
-        {"$group": {"_id": "$parameters.style", "reasoning": {"$sum": "$usage.reasoningTokens"}}},
-        {"$match": {"_id": {"$in": [3, "hot"]}}},
-    ])
-    assert sorted(by_style, key=lambda r: str(r["_id"])) == [{"_id": 3, "reasoning": 0},
-                                                             {"_id": "hot", "reasoning": 0}]
+    by_style = run(
+        engine,
+        [
+            {"$group": {"_id": "$parameters.style", "reasoning": {"$sum": "$usage.reasoningTokens"}}},
+            {"$match": {"_id": {"$in": [3, "hot"]}}},
+        ],
+    )
+    assert sorted(by_style, key=lambda r: str(r["_id"])) == [
+        {"_id": 3, "reasoning": 0},
+        {"_id": "hot", "reasoning": 0},
+    ]
 
 
 def test_sort_skip_limit_before_and_after_group(engine: Engine) -> None:
     # The three newest records, grouped: the limit applies before the group.
-    newest = run(engine, [{"$sort": {"timestamp": -1}}, {"$limit": 3},
-                          {"$group": {"_id": "$model.id", "n": {"$sum": 1}}}, {"$sort": {"n": -1, "_id": 1}}])
+    newest = run(
+        engine,
+        [
+            {"$sort": {"timestamp": -1}},
+            {"$limit": 3},
+            {"$group": {"_id": "$model.id", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1, "_id": 1}},
+        ],
+    )
     assert newest == [{"_id": "claude-3", "n": 1}, {"_id": "gpt-3.5-turbo", "n": 1}, {"_id": "gpt-4", "n": 1}]
-    paged = run(engine, [{"$group": {"_id": "$model.id", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}},
-                         {"$skip": 1}, {"$limit": 1}])
+    paged = run(
+        engine,
+        [
+            {"$group": {"_id": "$model.id", "n": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+            {"$skip": 1},
+            {"$limit": 1},
+        ],
+    )
     assert paged == [{"_id": "gpt-3.5-turbo", "n": 2}]
 
 
 def test_pipeline_without_group_returns_records(engine: Engine) -> None:
-    records = run(engine, [{"$match": {"model.id": "gpt-4"}}, {"$sort": {"usage.totalTokens": 1}},
-                           {"$skip": 1}, {"$limit": 5}])
+    records = run(
+        engine,
+        [{"$match": {"model.id": "gpt-4"}}, {"$sort": {"usage.totalTokens": 1}}, {"$skip": 1}, {"$limit": 5}],
+    )
     assert [r["id"] for r in records] == [gid(2), gid(5)]
     # A $match after a $limit filters what the limit kept.
     kept = run(engine, [{"$sort": {"timestamp": 1}}, {"$limit": 2}, {"$match": {"model.id": "gpt-4"}}])
@@ -454,27 +586,30 @@ def test_group_on_columns_reads_the_columns_not_the_json() -> None:
 # mistakes
 
 
-@pytest.mark.parametrize(("filter", "message"), [
-    ({"usage.totalTokens": {"$foo": 1}}, "unknown operator '$foo' at 'usage.totalTokens'"),
-    ({"$where": "1"}, "unknown operator '$where'"),
-    ({"model.id": {"$in": "gpt-4"}}, "$in at 'model.id' needs a list"),
-    ({"timestamp": {"$gte": "yesterday"}}, "'timestamp' is a date"),
-    ({"usage.totalTokens": "many"}, "'usage.totalTokens' is compared with a number"),
-    ({"model.id": 4}, "'model.id' is compared with a string"),
-    ({"model.id'); drop table generations; --": 1}, "invalid field path"),
-    ({"model": {"id": "gpt-4"}}, "'model': comparing with an object"),
-    ({"$or": []}, "$or needs a non-empty list"),
-    ({"metadata.tags": {"$gt": "a"}}, "'metadata.tags' supports"),
-    ({"model.id": {"$regex": "("}}, "$regex at 'model.id'"),
-    ({"feedback.comment": "x"}, "only feedback.rating"),
-    ({"usage.totalTokens": {"$gt": 2**70}}, "'usage.totalTokens': the number"),
-    ({"parameters.seed": 2**70}, "'parameters.seed': the number"),
-    ({"model.id": {"$options": "i"}}, "$options at 'model.id' needs a $regex"),
-    ({"model.id": {"$regex": "x", "$options": "g"}}, "$options at 'model.id' may only hold"),
-    ({"cacheHit": {"$exists": "yes"}}, "$exists at 'cacheHit' needs true or false"),
-    ({"model.id": {"$not": "gpt"}}, "$not at 'model.id' needs operators"),
-    ({"usage.totalTokens": {"$gt": None}}, "$gt at 'usage.totalTokens' needs"),
-])
+@pytest.mark.parametrize(
+    ("filter", "message"),
+    [
+        ({"usage.totalTokens": {"$foo": 1}}, "unknown operator '$foo' at 'usage.totalTokens'"),
+        ({"$where": "1"}, "unknown operator '$where'"),
+        ({"model.id": {"$in": "gpt-4"}}, "$in at 'model.id' needs a list"),
+        ({"timestamp": {"$gte": "yesterday"}}, "'timestamp' is a date"),
+        ({"usage.totalTokens": "many"}, "'usage.totalTokens' is compared with a number"),
+        ({"model.id": 4}, "'model.id' is compared with a string"),
+        ({"model.id'); drop table generations; --": 1}, "invalid field path"),
+        ({"model": {"id": "gpt-4"}}, "'model': comparing with an object"),
+        ({"$or": []}, "$or needs a non-empty list"),
+        ({"metadata.tags": {"$gt": "a"}}, "'metadata.tags' supports"),
+        ({"model.id": {"$regex": "("}}, "$regex at 'model.id'"),
+        ({"feedback.comment": "x"}, "only feedback.rating"),
+        ({"usage.totalTokens": {"$gt": 2**70}}, "'usage.totalTokens': the number"),
+        ({"parameters.seed": 2**70}, "'parameters.seed': the number"),
+        ({"model.id": {"$options": "i"}}, "$options at 'model.id' needs a $regex"),
+        ({"model.id": {"$regex": "x", "$options": "g"}}, "$options at 'model.id' may only hold"),
+        ({"cacheHit": {"$exists": "yes"}}, "$exists at 'cacheHit' needs true or false"),
+        ({"model.id": {"$not": "gpt"}}, "$not at 'model.id' needs operators"),
+        ({"usage.totalTokens": {"$gt": None}}, "$gt at 'usage.totalTokens' needs"),
+    ],
+)
 def test_bad_filters_name_the_problem(engine: Engine, filter: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=re.escape(message)):
         ids(engine, filter)
@@ -485,19 +620,26 @@ def test_values_cannot_inject_sql(engine: Engine) -> None:
     assert ids(engine, {"metadata.plan": "x' OR 1=1 --"}) == []
 
 
-@pytest.mark.parametrize(("pipeline", "message"), [
-    ([{"$lookup": {}}], "unknown stage '$lookup'"),
-    ([{"$group": {"_id": "$model.id", "x": {"$push": "$id"}}}],
-     "unknown accumulator '$push' in $group field 'x'"),
-    ([{"$group": {"model": "$model.id"}}], "needs an '_id'"),
-    ([{"$group": {"_id": "$model.id", "n": {"$sum": 1}}}, {"$match": {"total": 1}}],
-     "'total' is not a field"),
-    ([{"$group": {"_id": "$model.id", "t": {"$sum": "$model.id"}}}], "'model.id' is not a number"),
-    ([{"$match": {"x": {"$bad": 1}}}], "unknown operator '$bad' at 'x'"),
-    ([{"$sort": {"timestamp": 2}}], "sort direction of 'timestamp'"),
-    ([{"$limit": 0}], "$limit needs"),
-    ({"$match": {}}, "a pipeline must be a list"),
-])
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ([{"$lookup": {}}], "unknown stage '$lookup'"),
+        (
+            [{"$group": {"_id": "$model.id", "x": {"$push": "$id"}}}],
+            "unknown accumulator '$push' in $group field 'x'",
+        ),
+        ([{"$group": {"model": "$model.id"}}], "needs an '_id'"),
+        (
+            [{"$group": {"_id": "$model.id", "n": {"$sum": 1}}}, {"$match": {"total": 1}}],
+            "'total' is not a field",
+        ),
+        ([{"$group": {"_id": "$model.id", "t": {"$sum": "$model.id"}}}], "'model.id' is not a number"),
+        ([{"$match": {"x": {"$bad": 1}}}], "unknown operator '$bad' at 'x'"),
+        ([{"$sort": {"timestamp": 2}}], "sort direction of 'timestamp'"),
+        ([{"$limit": 0}], "$limit needs"),
+        ({"$match": {}}, "a pipeline must be a list"),
+    ],
+)
 def test_bad_pipelines_name_the_problem(engine: Engine, pipeline: Any, message: str) -> None:
     with pytest.raises(InvalidInput, match=re.escape(message)):
         run(engine, pipeline)
@@ -508,4 +650,3 @@ def test_bad_find_arguments(engine: Engine) -> None:
         ids(engine, {}, limit=1001)
     with pytest.raises(InvalidInput, match="sort direction"):
         ids(engine, {}, sort={"timestamp": "desc"})
-

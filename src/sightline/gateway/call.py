@@ -7,37 +7,14 @@ it into a Generation (:mod:`.capture`) between later requests.
 
 from __future__ import annotations
 
-import os
-import random
 import time
-import uuid
 from typing import Any
 
+from ..ids import new_id
 from .context import Context
 from .upstream import Target
 
-__all__ = ["Call", "IdSource", "kind_of"]
-
-_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-
-
-class IdSource:
-    """Random UUIDs (version 4) for generation ids, from a generator seeded once by ``os.urandom``.
-
-    ``uuid.uuid4()`` reads ``os.urandom`` on every call, a system call that releases the GIL; on a
-    busy server the event loop then waits for another thread to hand the GIL back. Ids need to be
-    unique, not secret (a feedback key is signed separately). Make one source per process.
-    """
-
-    def __init__(self) -> None:
-        self._rng = random.Random(os.urandom(32))
-
-    def __call__(self) -> tuple[str, bytes]:
-        """A new id: its text and its 16 bytes."""
-        n = self._rng.getrandbits(128) & _VERSION_MASK | _VERSION_4
-        h = f"{n:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", n.to_bytes(16, "big")
+__all__ = ["Call", "kind_of"]
 
 
 def kind_of(endpoint: str) -> str:
@@ -107,8 +84,7 @@ class Call:
         self.stream = stream
         self.hide_usage = hide_usage
         if generation_id is None:
-            made = uuid.uuid4()
-            generation_id = str(made), made.bytes
+            generation_id = new_id()
         self.generation_id, self.generation_bytes = generation_id
         self.started = time.perf_counter() if started is None else started
         self.wall = time.time() if wall is None else wall

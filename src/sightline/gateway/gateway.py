@@ -24,12 +24,13 @@ import orjson
 
 from ..errors import UpstreamError
 from ..feedback_key import Signer
+from ..ids import new_id
 from ..settings import Settings
 from ..store import Database
 from ..store.records import Scope
 from .cache import ResponseCache
 from .cachekey import CACHEABLE_KINDS, cache_key
-from .call import Call, IdSource, kind_of
+from .call import Call, kind_of
 from .context import PREFIX, Context
 from .providers import ProviderDirectory
 from .recorder import Recorder
@@ -125,7 +126,6 @@ class Gateway:
         )
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
         self.recorder = Recorder(db.writer)
-        self._ids = IdSource()
         self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
 
     async def target(self, project_id: int, context: Context) -> Target:
@@ -163,7 +163,7 @@ class Gateway:
             hide_usage=hide_usage,
             started=started,
             wall=wall,
-            generation_id=self._ids(),
+            generation_id=new_id(),
         )
         if mode != "skip" and call.kind in CACHEABLE_KINDS and self.cache.ttl > 0:
             call.cache_key = cache_key(scope.project_id, endpoint, body)

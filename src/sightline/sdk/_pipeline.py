@@ -10,11 +10,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from sightline.ids import new_id
 from sightline.sdk import _worker
 from sightline.sdk._client import AsyncClient, Client
 from sightline.sdk._config import SightlineConfig
@@ -78,7 +78,7 @@ class Pipeline:
         if user_id is None:
             scope = current_scope()
             user_id = scope.user_id if scope is not None else None
-        return PipelineRun(self, run_id or str(uuid.uuid4()), user_id, check_metadata(metadata))
+        return PipelineRun(self, run_id or new_id()[0], user_id, check_metadata(metadata))
 
 
 class PipelineRun:

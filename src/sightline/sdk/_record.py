@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from openai import AsyncStream, Stream
 
 from sightline.feedback_key import Signer
+from sightline.ids import new_uuid
 from sightline.sdk import _worker
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._context import Scope, current_scope
@@ -253,7 +254,7 @@ class Recorder:
                 base = dict(options) if isinstance(options, Mapping) else {}
                 kwargs["stream_options"] = {**base, "include_usage": True}
                 hide_usage = True
-        call_uuid = uuid.UUID(params.event_id) if params and params.event_id else uuid.uuid4()
+        call_uuid = uuid.UUID(params.event_id) if params and params.event_id else new_uuid()
         step_index = None
         if run is not None:
             if params is not None and params.user_id is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection, Table, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Connection, Table
 
 __all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "select_in", "upsert", "upsert_add"]
 
@@ -30,12 +30,44 @@ def json_text(value: Any) -> str:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
-# (dialect, table, columns) -> (SQL text, parameter order for positional paramstyles)
-_compiled: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+def _max_params(conn: Connection) -> int:
+    """How many parameters one statement may take (PostgreSQL: 65,535; SQLite: 32,766 since 3.32)."""
+    if conn.dialect.name == "postgresql":
+        return 60_000
+    return 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def _execute_values(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    tail: str,
+    returning: str | None = None,
+) -> list[Any]:
+    """``INSERT INTO table (columns) VALUES (…), (…), … tail`` for ``rows`` (all with the same keys).
+
+    Rows go to the driver as they are (JSON columns serialised here), skipping SQLAlchemy's per-row
+    parameter processing, and many rows make one statement: one round trip to PostgreSQL (where
+    executemany would run the statement once a row), and one call into SQLite, which releases the
+    GIL and must take it back once per call (executemany does so once a row, and on a busy server
+    each time waits for the event loop's thread). Answers the ``returning`` column's values.
+    """
+    columns = tuple(rows[0])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(f'"{c}"' for c in columns)
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    per_statement = max(1, _max_params(conn) // len(columns))
+    suffix = f'{tail} RETURNING "{returning}"' if returning else tail
+    answered: list[Any] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params = tuple(json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns)
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} {suffix}'
+        result = conn.exec_driver_sql(sql, params)
+        if returning:
+            answered.extend(r[0] for r in result)
+    return answered
 
 
 def insert_ignore(
@@ -43,80 +75,28 @@ def insert_ignore(
 ) -> set[Any] | None:
     """Insert ``rows`` (all with the same keys), silently skipping any whose primary key is there.
 
-    This is the ingest hot path, so rows go to the driver as they are (JSON columns serialised
-    here), skipping SQLAlchemy's per-row parameter processing, which cost more than SQLite's own
-    work. SQLite takes them through executemany of one statement compiled once per column set;
-    PostgreSQL through multi-row ``VALUES`` (one round trip and one plan for hundreds of rows,
-    where executemany would execute the statement once a row).
-
     With ``returning`` (a column name), PostgreSQL answers the values of that column for the rows
     it really inserted: under READ COMMITTED another process may have written some of them since
     this transaction looked. SQLite answers ``None``: its writers are serialised (a transaction that
     read before another committed cannot write), so every row not seen before was inserted.
     """
+    postgresql = conn.dialect.name == "postgresql"
     if not rows:
-        return set() if returning and conn.dialect.name == "postgresql" else None
-    columns = tuple(rows[0])
-    if conn.dialect.name == "postgresql":
-        return _insert_values(conn, table, columns, rows, returning)
-    key = (conn.dialect.name, table.name, columns)
-    hit = _compiled.get(key)
-    if hit is None:
-        stmt = _insert(conn, table).on_conflict_do_nothing().values({c: bindparam(c) for c in columns})
-        compiled = stmt.compile(dialect=conn.dialect)
-        hit = _compiled[key] = (
-            str(compiled),
-            tuple(compiled.positiontup or ()) if compiled.positional else None,
-        )
-    sql, order = hit
-    json_columns = [c for c in columns if isinstance(table.c[c].type, JSON)]
-    if json_columns:
-        rows = [{**row, **{c: json_text(row[c]) for c in json_columns}} for row in rows]
-    params: Any = [tuple(row[c] for c in order) for row in rows] if order is not None else list(rows)
-    conn.exec_driver_sql(sql, params)
-    return None
-
-
-_PG_MAX_PARAMS = 60_000  # PostgreSQL allows 65,535 parameters per statement
-
-
-def _insert_values(
-    conn: Connection,
-    table: Table,
-    columns: tuple[str, ...],
-    rows: Sequence[dict[str, Any]],
-    returning: str | None,
-) -> set[Any] | None:
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    names = ", ".join(f'"{c}"' for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    per_statement = max(1, _PG_MAX_PARAMS // len(columns))
-    inserted: set[Any] = set()
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        params = [json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns]
-        values = ", ".join([one] * len(chunk))
-        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {values} ON CONFLICT DO NOTHING'
-        if returning is None:
-            conn.exec_driver_sql(sql, tuple(params))
-        else:
-            inserted.update(
-                r[0] for r in conn.exec_driver_sql(f'{sql} RETURNING "{returning}"', tuple(params))
-            )
-    return inserted if returning is not None else None
+        return set() if returning and postgresql else None
+    found = _execute_values(conn, table, rows, "ON CONFLICT DO NOTHING", returning if postgresql else None)
+    return set(found) if returning and postgresql else None
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
-    """Insert ``rows`` (all with the same keys); where the primary key exists, overwrite ``update``."""
+    """Insert ``rows`` (all with the same keys, no two with the same primary key); where the
+    primary key exists, overwrite ``update``."""
     _on_conflict(conn, table, rows, {c: f'excluded."{c}"' for c in update})
 
 
 def upsert_add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], add: Sequence[str]) -> None:
-    """Insert ``rows`` (all with the same keys); where the primary key exists, add their ``add`` columns."""
+    """Insert ``rows`` (all with the same keys, no two with the same primary key); where the
+    primary key exists, add their ``add`` columns."""
     _on_conflict(conn, table, rows, {c: f'"{table.name}"."{c}" + excluded."{c}"' for c in add})
-
-
-_upserts: dict[tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
 
 
 def _on_conflict(
@@ -124,28 +104,14 @@ def _on_conflict(
 ) -> None:
     """``INSERT … ON CONFLICT (primary key) DO UPDATE SET column = expression`` for every row.
 
-    Runs with write batches (rollups, runs, metadata), so the statement is written once per table,
-    column set and update, and goes to the driver's executemany: building SQLAlchemy's ``ON CONFLICT``
-    construct each time cost more than the whole insert of the generations.
+    Runs with write batches (rollups, runs, metadata): written here rather than with SQLAlchemy's
+    ``ON CONFLICT`` construct, whose building cost more than the whole insert of the generations.
     """
     if not rows:
         return
-    columns = tuple(rows[0])
-    key = (conn.dialect.name, table.name, columns, tuple(sets.items()))
-    sql = _upserts.get(key)
-    if sql is None:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        names = ", ".join(f'"{c}"' for c in columns)
-        keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-        assignments = ", ".join(f'"{c}" = {expression}' for c, expression in sets.items())
-        sql = _upserts[key] = (
-            f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(columns))}) '
-            f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}"
-        )
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    conn.exec_driver_sql(
-        sql, [tuple(json_text(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
-    )
+    keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+    assignments = ", ".join(f'"{c}" = {expression}' for c, expression in sets.items())
+    _execute_values(conn, table, rows, f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}")
 
 
 def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:

@@ -20,6 +20,7 @@ from . import tables as t
 from .dialect import insert_ignore, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
+from .writer import WriteOp
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 
@@ -117,6 +118,12 @@ class InsertGenerations:
 
     def __post_init__(self) -> None:
         self.size = len(self.items)
+
+    def merge(self, other: WriteOp) -> InsertGenerations | None:
+        """The generations of both, when ``other`` inserts generations of the same project and environment."""
+        if isinstance(other, InsertGenerations) and other.scope == self.scope:
+            return InsertGenerations(self.scope, [*self.items, *other.items])
+        return None
 
     def apply(self, conn: Connection) -> list[bool]:
         ids = [p.row["id"] for p in self.items]

@@ -4,24 +4,30 @@ Requests enqueue a write and wait for its future; the writer thread drains whate
 (up to ``max_batch`` records) into one transaction, commits, and only then resolves the futures.
 So many concurrent requests share one commit (group commit), SQLite never sees two writers at
 once, and a 2xx answer always means the rows are on disk.
+
+Queued operations of the same kind and scope (say, the generations of eight ingest requests) are
+merged into one before they are applied (:meth:`MergeableOp.merge`): one statement per table for all
+of them, instead of one per request. Each statement hands the GIL back and waits to take it
+again, so on a busy server the number of statements, more than their size, sets the writer's pace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import queue
 import threading
-from concurrent.futures import Future
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
 from ..errors import SightlineError, Unavailable
 
-__all__ = ["WriteOp", "Writer"]
+__all__ = ["MergeableOp", "WriteOp", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,15 @@ class WriteOp(Protocol):
     size: int
 
     def apply(self, conn: Connection) -> Any: ...
+
+
+class MergeableOp(WriteOp, Protocol):
+    """A write operation that can take on the work of the one queued after it."""
+
+    def merge(self, other: WriteOp) -> WriteOp | None:
+        """A new operation doing this one's work and then ``other``'s, or ``None`` when they cannot
+        be merged. The merged operation's ``apply`` answers a list: this one's answers (``size``
+        items) followed by ``other``'s."""
 
 
 # Called by the writer thread once the op's transaction ended: (result, None) or (None, error).
@@ -101,10 +116,8 @@ class Writer:
         future: asyncio.Future[Any] = loop.create_future()
 
         def resolve(result: Any, error: BaseException | None) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed while this was queued: nobody waits
                 loop.call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:  # the loop closed while this write was queued: nobody waits
-                pass
 
         self._put(op, resolve)
         return await future
@@ -146,7 +159,7 @@ class Writer:
     def _commit(self, batch: list[_Item]) -> None:
         try:
             with self._engine.begin() as conn:
-                results = [op.apply(conn) for op, _ in batch]
+                results = [result for op, parts in _merged(batch) for result in _split(op.apply(conn), parts)]
         except Exception as error:
             if len(batch) == 1:
                 if not isinstance(error, SightlineError):
@@ -161,3 +174,28 @@ class Writer:
         self.commits += 1
         for (_, resolve), result in zip(batch, results, strict=True):
             resolve(result, None)
+
+
+def _merged(batch: list[_Item]) -> list[tuple[WriteOp, list[WriteOp]]]:
+    """Runs of consecutive operations that merge, each as (merged operation, the operations in it)."""
+    runs: list[tuple[WriteOp, list[WriteOp]]] = []
+    for op, _ in batch:
+        merge = getattr(runs[-1][0], "merge", None) if runs else None
+        if merge is not None:
+            merged = merge(op)
+            if merged is not None:
+                runs[-1] = (merged, [*runs[-1][1], op])
+                continue
+        runs.append((op, [op]))
+    return runs
+
+
+def _split(result: Any, ops: list[WriteOp]) -> list[Any]:
+    """The answer of each of ``ops`` from the answer of their merged operation."""
+    if len(ops) == 1:
+        return [result]
+    answers, start = [], 0
+    for op in ops:
+        answers.append(result[start : start + op.size])
+        start += op.size
+    return answers
