@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -53,7 +55,8 @@ def _execute_values(
     each time waits for the event loop's thread). Answers the ``returning`` column's values.
     """
     columns = tuple(rows[0])
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(f'"{c}"' for c in columns)
     one = "(" + ", ".join([mark] * len(columns)) + ")"
@@ -62,9 +65,17 @@ def _execute_values(
     answered: list[Any] = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        params = tuple(json_text(row[c]) if c in json_columns else row[c] for row in chunk for c in columns)
+        if json_at:
+            params: list[Any] = []
+            for row in chunk:
+                one_row = list(values(row))
+                for i in json_at:
+                    one_row[i] = json_text(one_row[i])
+                params += one_row
+        else:
+            params = list(itertools.chain.from_iterable(map(values, chunk)))
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} {suffix}'
-        result = conn.exec_driver_sql(sql, params)
+        result = conn.exec_driver_sql(sql, tuple(params))
         if returning:
             answered.extend(r[0] for r in result)
     return answered

@@ -19,7 +19,7 @@ from ..schema import Feedback, Generation, Run
 from . import tables as t
 from .dialect import insert_ignore, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
-from .rollups import add_generations, move_users
+from .rollups import Totals, move_users
 from .writer import WriteOp
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
@@ -38,6 +38,7 @@ class PreparedGeneration:
     meta: dict[str, Any]
     prompt: dict[str, Any] | None
     feedback: dict[str, Any] | None
+    meta_rows: list[dict[str, Any]]  # of a generation outside a run (a run's metadata joins in later)
 
 
 def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
@@ -51,7 +52,8 @@ def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
     row, prompt = generation_rows(gen, scope)
     meta = {k: v for k, v in gen.metadata.items() if k != "userId"}
     fb = feedback_row(gen.feedback, gen.id, scope.project_id) if gen.feedback is not None else None
-    return PreparedGeneration(row, meta, prompt, fb)
+    meta_rows = metadata_rows(gen.id, scope.project_id, row["ts_us"], meta) if gen.run_id is None else []
+    return PreparedGeneration(row, meta, prompt, fb, meta_rows)
 
 
 def _existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -110,19 +112,30 @@ def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str
 
 @dataclass(slots=True)
 class InsertGenerations:
-    """Insert generations of one project; answers, per generation, whether it was new."""
+    """Insert generations of one project; answers, per generation, whether it was new.
+
+    Everything that can be worked out before the transaction is, on the thread that builds the
+    operation (a request's): the rows, their metadata rows and their rollup totals. The writer
+    thread, which every write in the process waits for, is left the database work.
+    """
 
     scope: Scope
     items: list[PreparedGeneration]
     size: int = 0
+    totals: Totals | None = None  # the rollup totals of the items outside runs, if all are new
 
     def __post_init__(self) -> None:
         self.size = len(self.items)
+        if self.totals is None:
+            self.totals = Totals.of(p.row for p in self.items if not p.row["run_id"])
 
     def merge(self, other: WriteOp) -> InsertGenerations | None:
         """The generations of both, when ``other`` inserts generations of the same project and environment."""
         if isinstance(other, InsertGenerations) and other.scope == self.scope:
-            return InsertGenerations(self.scope, [*self.items, *other.items])
+            assert self.totals is not None and other.totals is not None
+            return InsertGenerations(
+                self.scope, [*self.items, *other.items], totals=self.totals.merged(other.totals)
+            )
         return None
 
     def apply(self, conn: Connection) -> list[bool]:
@@ -174,7 +187,7 @@ class InsertGenerations:
                 row["user_id"] = run["user_id"]
                 meta_rows.extend(metadata_rows(row["id"], pid, row["ts_us"], {**p.meta, **run_meta}))
             else:
-                meta_rows.extend(metadata_rows(row["id"], pid, row["ts_us"], p.meta))
+                meta_rows.extend(p.meta_rows)
         rows = [p.row for p in new]
         inserted = insert_ignore(conn, t.generations, rows, returning="id")
         if inserted is not None and len(inserted) < len(rows):
@@ -182,7 +195,11 @@ class InsertGenerations:
             lost = {r["id"] for r in rows} - inserted
             created = [ok and gen_id not in lost for ok, gen_id in zip(created, ids, strict=True)]
             rows = [r for r in rows if r["id"] in inserted]
-        add_generations(conn, rows)
+        if len(rows) == len(self.items) and self.totals is not None:  # all new: the totals made beforehand
+            totals = self.totals.merged(Totals.of(r for r in rows if r["run_id"])) if run_ids else self.totals
+        else:
+            totals = Totals.of(rows)
+        totals.write(conn)
         insert_ignore(conn, t.generation_metadata, meta_rows)
         prompts = [p.prompt for p in new if p.prompt is not None]
         insert_ignore(conn, t.prompt_versions, list({(x["name"], x["version"]): x for x in prompts}.values()))

@@ -33,7 +33,7 @@ from .dialect import upsert_add
 __all__ = [
     "DAY_US",
     "HOUR_US",
-    "add_generations",
+    "Totals",
     "bin_middle",
     "latency_bin",
     "latency_bin_sql",
@@ -102,36 +102,64 @@ _HOURLY = (
 )
 
 
-def add_generations(conn: Connection, rows: Iterable[Mapping[Any, Any]]) -> None:
-    """Add newly inserted ``generations`` rows to the rollups (in the caller's transaction)."""
-    hourly: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
-    latency: dict[tuple[Any, ...], int] = defaultdict(int)
-    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
-    for r in rows:
-        pid, env, ts = r["project_id"], r["environment"], r["ts_us"]
-        hour = ts - ts % HOUR_US
-        cost, hit = r["cost"], r["cache_hit"]
-        h = hourly[(pid, env, hour, r["model_id"])]
-        h[0] += 1
-        h[1] += r["prompt_tokens"]
-        h[2] += r["completion_tokens"]
-        h[3] += cost or 0.0
-        h[4] += r["status"] == "error"
-        h[5] += bool(hit)
-        h[6] += r["cost_saved"] or 0.0
-        h[7] += cost is None
-        if not hit:  # an answer from the cache says nothing of the model's speed
-            latency[(pid, env, hour, "latency", latency_bin(r["latency_ms"]))] += 1
-            if r["ttft_ms"] is not None:
-                latency[(pid, env, hour, "ttft", latency_bin(r["ttft_ms"]))] += 1
-        day = ts - ts % DAY_US
-        for kind, key in (("user", r["user_id"]), ("template", r["template_name"])):
-            if key is not None:
-                k = keys[(pid, env, day, kind, key)]
-                k[0] += 1
-                k[1] += cost or 0.0
-                k[2] += r["total_tokens"]
-    _flush(conn, hourly, latency, keys)
+class Totals:
+    """What a set of ``generations`` rows adds to the rollups, until :meth:`write` writes it.
+
+    Built where the rows are prepared (on a request's thread), merged in the writer with the totals
+    of the requests committed alongside, and written as three statements for all of them.
+    """
+
+    __slots__ = ("hourly", "keys", "latency")
+
+    def __init__(self) -> None:
+        self.hourly: defaultdict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
+        self.latency: defaultdict[tuple[Any, ...], int] = defaultdict(int)
+        self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+
+    @classmethod
+    def of(cls, rows: Iterable[Mapping[Any, Any]]) -> Totals:
+        totals = cls()
+        hourly, latency, keys = totals.hourly, totals.latency, totals.keys
+        for r in rows:
+            pid, env, ts = r["project_id"], r["environment"], r["ts_us"]
+            hour = ts - ts % HOUR_US
+            cost, hit = r["cost"], r["cache_hit"]
+            h = hourly[(pid, env, hour, r["model_id"])]
+            h[0] += 1
+            h[1] += r["prompt_tokens"]
+            h[2] += r["completion_tokens"]
+            h[3] += cost or 0.0
+            h[4] += r["status"] == "error"
+            h[5] += bool(hit)
+            h[6] += r["cost_saved"] or 0.0
+            h[7] += cost is None
+            if not hit:  # an answer from the cache says nothing of the model's speed
+                latency[(pid, env, hour, "latency", latency_bin(r["latency_ms"]))] += 1
+                if r["ttft_ms"] is not None:
+                    latency[(pid, env, hour, "ttft", latency_bin(r["ttft_ms"]))] += 1
+            day = ts - ts % DAY_US
+            for kind, key in (("user", r["user_id"]), ("template", r["template_name"])):
+                if key is not None:
+                    k = keys[(pid, env, day, kind, key)]
+                    k[0] += 1
+                    k[1] += cost or 0.0
+                    k[2] += r["total_tokens"]
+        return totals
+
+    def merged(self, other: Totals) -> Totals:
+        """A new Totals: this one's and ``other``'s added up (neither changes)."""
+        both = Totals()
+        for source in (self, other):
+            for into, table in ((both.hourly, source.hourly), (both.keys, source.keys)):
+                for key, values in table.items():
+                    into[key] = [a + b for a, b in zip(into[key], values, strict=True)]
+            for key, count in source.latency.items():
+                both.latency[key] += count
+        return both
+
+    def write(self, conn: Connection) -> None:
+        """Add these totals to the rollup tables (in the caller's transaction)."""
+        _flush(conn, self.hourly, self.latency, self.keys)
 
 
 def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: str | None) -> None:
