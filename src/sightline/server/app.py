@@ -29,9 +29,6 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 _SWITCH_INTERVAL = 0.0005  # seconds
-# The writer thread's CPU priority in a server process: lowest, so that the event loop answering
-# requests has the core whenever it wants it (the gateway's p99 at one connection: 2 ms -> 0.6 ms).
-_WRITER_NICE = 19
 
 
 def create_app(
@@ -42,16 +39,11 @@ def create_app(
     The database is migrated to the newest schema when the app starts. With ``own_process`` (a
     ``sightline serve`` worker), everything made by then is moved out of the garbage collector's
     sight (``gc.freeze``): otherwise each collection walks the framework's hundreds of thousands of
-    long-lived objects again, which cost ingest about a quarter of its time. Threads take turns with
-    the GIL more often (``_SWITCH_INTERVAL``), and the writer thread yields the CPU to the event
-    loop (``_WRITER_NICE``).
+    long-lived objects again, which cost ingest about a quarter of its time. And threads take turns
+    with the GIL more often (``_SWITCH_INTERVAL``).
     """
     settings = settings or Settings()
-    db = database or Database(
-        settings.database_url,
-        write_batch_max=settings.write_batch_max,
-        writer_nice=_WRITER_NICE if own_process else 0,
-    )
+    db = database or Database(settings.database_url, write_batch_max=settings.write_batch_max)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -59,7 +59,10 @@ class Database:
             database = parsed.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False}
+            # The writer inserts many rows with one statement whose text differs with the row count:
+            # a cache of 128 prepared statements a connection (the driver's default) then holds
+            # over 100 MB of statements that will not come again. 32 keeps the usual ones.
+            kwargs["connect_args"] = {"check_same_thread": False, "cached_statements": 32}
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
