@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,17 +94,3 @@ def test_a_broken_operation_fails_alone_when_merged_with_others(db: Database) ->
     assert isinstance(failed, Exception)
     with db.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(t.generations)) == 3
-
-
-def test_a_server_writer_yields_the_cpu_to_the_event_loop(sqlite_url: str) -> None:
-    database = Database(sqlite_url, writer_nice=5)
-    migrate(database.engine)
-    database.start()
-    try:
-        scope = Scope(1, "dev")
-        assert database.writer.write_sync(InsertGenerations(scope, [_prepared(scope)]), timeout=10) == [True]
-        thread = database.writer._thread
-        assert thread is not None and thread.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == os.getpriority(os.PRIO_PROCESS, 0) + 5
-    finally:
-        database.close()

@@ -50,7 +50,7 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 class Database:
     """The engine of one database URL, and the writer thread that does all of its writes."""
 
-    def __init__(self, url: str, *, write_batch_max: int = 5000, writer_nice: int = 0) -> None:
+    def __init__(self, url: str, *, write_batch_max: int = 5000) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -70,7 +70,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.writer = Writer(self.engine, max_batch=write_batch_max, nice=writer_nice)
+        self.writer = Writer(self.engine, max_batch=write_batch_max)
 
     @property
     def is_sqlite(self) -> bool:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -74,10 +73,9 @@ def _settle_concurrent(future: Future[Any], result: Any, error: BaseException | 
 class Writer:
     """A thread that applies queued write operations in grouped transactions."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 5000, nice: int = 0) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 5000) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._nice = nice
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -139,8 +137,6 @@ class Writer:
         self._thread = None
 
     def _loop(self) -> None:
-        if self._nice:
-            _lower_priority(self._nice)
         while True:
             item = self._queue.get()
             if item is None:
@@ -178,19 +174,6 @@ class Writer:
         self.commits += 1
         for (_, resolve), result in zip(batch, results, strict=True):
             resolve(result, None)
-
-
-def _lower_priority(nice: int) -> None:
-    """Give the calling thread a lower CPU priority (Linux: ``nice`` applies per thread).
-
-    A server's writer works in the background: when it and the event loop's thread both want the
-    core, the event loop, answering a request, should have it. Without this, a request arriving
-    while the writer inserts waits up to a scheduler slice (milliseconds) for its turn.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as error:  # elsewhere than Linux, the whole process would be lowered: leave it
-        log.info("writer priority left as it is: %s", error)
 
 
 def _merged(batch: list[_Item]) -> list[tuple[WriteOp, list[WriteOp]]]:
