@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait on the upstream")
     cache_ttl: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds a cached response lives")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted")
+    writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where `serve` runs the database writer: a process of its own, or a thread",
+    )
     write_batch_max: int = Field(default=5000, gt=0, description="Most records one write transaction takes")
     key_cache_seconds: float = Field(
         default=1.0, ge=0, description="How long a process trusts a looked-up API key"

@@ -25,7 +25,7 @@ from ..errors import SightlineError
 from ..schema import Generation, Run
 from ..store.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
 from ..store.records import Scope
-from ..store.writer import WriteOp, Writer
+from ..store.writer import QueuedWriter, WriteOp
 from .call import Call
 from .capture import generation_body
 
@@ -65,7 +65,7 @@ def prepare(call: Call, scope: Scope) -> PreparedGeneration | None:
 class Recorder:
     """Turns finished calls into Generations between requests and hands them to the writer in batches."""
 
-    def __init__(self, writer: Writer, *, interval: float = 0.02, batch: int = 1000) -> None:
+    def __init__(self, writer: QueuedWriter, *, interval: float = 0.02, batch: int = 1000) -> None:
         self._writer = writer
         self._interval = interval
         self._batch = batch

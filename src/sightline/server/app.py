@@ -37,13 +37,21 @@ def create_app(
     """A Sightline server over ``settings.database_url`` (or an already open ``database``).
 
     The database is migrated to the newest schema when the app starts. With ``own_process`` (a
-    ``sightline serve`` worker), everything made by then is moved out of the garbage collector's
-    sight (``gc.freeze``): otherwise each collection walks the framework's hundreds of thousands of
-    long-lived objects again, which cost ingest about a quarter of its time. And threads take turns
-    with the GIL more often (``_SWITCH_INTERVAL``).
+    ``sightline serve`` worker):
+
+    - the database writer runs in a child process (``settings.writer``), so the writer and the
+      event loop never wait for each other's GIL;
+    - everything made by then is moved out of the garbage collector's sight (``gc.freeze``):
+      otherwise each collection walks the framework's hundreds of thousands of long-lived objects
+      again, which cost ingest about a quarter of its time;
+    - threads take turns with the GIL more often (``_SWITCH_INTERVAL``).
     """
     settings = settings or Settings()
-    db = database or Database(settings.database_url, write_batch_max=settings.write_batch_max)
+    db = database or Database(
+        settings.database_url,
+        write_batch_max=settings.write_batch_max,
+        writer_process=own_process and settings.writer == "process",
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,9 +60,10 @@ def create_app(
         if own_process:
             gc.collect()
             gc.freeze()
-            # The writer thread hands the GIL back at every statement (SQLite runs without it) and
-            # must then wait for the event loop's thread to let it go: at most this long, instead of
-            # the 5 ms default. Halves the writer's waits; the event loop waits less for it too.
+            # Threads beside the event loop (the pipe to the writer process, database reads in the
+            # thread pool, the writer itself when it is a thread) hand the GIL back at every blocking
+            # call and must then wait for the event loop's thread to let it go: at most this long,
+            # instead of the 5 ms default.
             sys.setswitchinterval(_SWITCH_INTERVAL)
         log.info("sightline %s serving %s", __version__, db.dialect)
         try:

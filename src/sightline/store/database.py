@@ -18,7 +18,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from .dialect import json_text
-from .writer import Writer
+from .writer import QueuedWriter, Writer
+from .writer_process import ProcessWriter
 
 __all__ = ["Database"]
 
@@ -48,12 +49,14 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 
 class Database:
-    """The engine of one database URL, and the writer thread that does all of its writes."""
+    """The engine of one database URL, and the writer that does all of its writes: a thread, or
+    with ``writer_process`` a process of its own (see ``writer_process``)."""
 
-    def __init__(self, url: str, *, write_batch_max: int = 5000) -> None:
+    def __init__(self, url: str, *, write_batch_max: int = 5000, writer_process: bool = False) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        in_memory = self.dialect == "sqlite" and parsed.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
         if self.dialect == "sqlite":
             database = parsed.database
@@ -70,7 +73,11 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.writer = Writer(self.engine, max_batch=write_batch_max)
+        self.writer: QueuedWriter = (
+            ProcessWriter(url, max_batch=write_batch_max)
+            if writer_process and not in_memory  # another process cannot see this one's memory
+            else Writer(self.engine, max_batch=write_batch_max)
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,7 +96,7 @@ class Database:
             yield conn
 
     def start(self) -> None:
-        """Start the writer thread: what a long-running server needs."""
+        """Start the writer: what a long-running server needs."""
         self.writer.start()
 
     def close(self, timeout: float = 10.0) -> None:

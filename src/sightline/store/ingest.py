@@ -122,19 +122,21 @@ class InsertGenerations:
     scope: Scope
     items: list[PreparedGeneration]
     size: int = 0
-    totals: Totals | None = None  # the rollup totals of the items outside runs, if all are new
+    # The rollup totals of the items outside runs (if all turn out new), one part per merged operation:
+    # added up once, when applied.
+    totals: list[Totals] | None = None
 
     def __post_init__(self) -> None:
         self.size = len(self.items)
         if self.totals is None:
-            self.totals = Totals.of(p.row for p in self.items if not p.row["run_id"])
+            self.totals = [Totals.of(p.row for p in self.items if not p.row["run_id"])]
 
     def merge(self, other: WriteOp) -> InsertGenerations | None:
         """The generations of both, when ``other`` inserts generations of the same project and environment."""
         if isinstance(other, InsertGenerations) and other.scope == self.scope:
             assert self.totals is not None and other.totals is not None
             return InsertGenerations(
-                self.scope, [*self.items, *other.items], totals=self.totals.merged(other.totals)
+                self.scope, [*self.items, *other.items], totals=[*self.totals, *other.totals]
             )
         return None
 
@@ -196,7 +198,8 @@ class InsertGenerations:
             created = [ok and gen_id not in lost for ok, gen_id in zip(created, ids, strict=True)]
             rows = [r for r in rows if r["id"] in inserted]
         if len(rows) == len(self.items) and self.totals is not None:  # all new: the totals made beforehand
-            totals = self.totals.merged(Totals.of(r for r in rows if r["run_id"])) if run_ids else self.totals
+            parts = [*self.totals, Totals.of(r for r in rows if r["run_id"])] if run_ids else self.totals
+            totals = Totals.sum(parts)
         else:
             totals = Totals.of(rows)
         totals.write(conn)

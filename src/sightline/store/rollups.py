@@ -102,6 +102,14 @@ _HOURLY = (
 )
 
 
+def _hourly_zero() -> list[float]:
+    return [0] * len(_HOURLY)
+
+
+def _keys_zero() -> list[float]:
+    return [0, 0.0, 0]
+
+
 class Totals:
     """What a set of ``generations`` rows adds to the rollups, until :meth:`write` writes it.
 
@@ -112,9 +120,10 @@ class Totals:
     __slots__ = ("hourly", "keys", "latency")
 
     def __init__(self) -> None:
-        self.hourly: defaultdict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
+        # Module-level factories, not lambdas: totals travel to a writer process by pickle.
+        self.hourly: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_hourly_zero)
         self.latency: defaultdict[tuple[Any, ...], int] = defaultdict(int)
-        self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+        self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_keys_zero)
 
     @classmethod
     def of(cls, rows: Iterable[Mapping[Any, Any]]) -> Totals:
@@ -146,10 +155,13 @@ class Totals:
                     k[2] += r["total_tokens"]
         return totals
 
-    def merged(self, other: Totals) -> Totals:
-        """A new Totals: this one's and ``other``'s added up (neither changes)."""
-        both = Totals()
-        for source in (self, other):
+    @classmethod
+    def sum(cls, parts: Sequence[Totals]) -> Totals:
+        """All of ``parts`` added up (the one part itself when there is one; the parts never change)."""
+        if len(parts) == 1:
+            return parts[0]
+        both = cls()
+        for source in parts:
             for into, table in ((both.hourly, source.hourly), (both.keys, source.keys)):
                 for key, values in table.items():
                     into[key] = [a + b for a, b in zip(into[key], values, strict=True)]

@@ -9,6 +9,9 @@ Queued operations of the same kind and scope (say, the generations of eight inge
 merged into one before they are applied (:meth:`MergeableOp.merge`): one statement per table for all
 of them, instead of one per request. Each statement hands the GIL back and waits to take it
 again, so on a busy server the number of statements, more than their size, sets the writer's pace.
+
+``sightline serve`` runs the same writer in a process of its own (``writer_process.ProcessWriter``),
+behind the same interface (:class:`QueuedWriter`), so that it shares no GIL with the event loop.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy import Connection, Engine
 
 from ..errors import SightlineError, Unavailable
 
-__all__ = ["MergeableOp", "WriteOp", "Writer"]
+__all__ = ["MergeableOp", "QueuedWriter", "WriteOp", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,54 @@ def _settle_concurrent(future: Future[Any], result: Any, error: BaseException | 
             future.set_result(result)
 
 
-class Writer:
+class QueuedWriter:
+    """How a write is handed to the writer and waited for, whatever runs it (a thread here, or a
+    process: ``writer_process.ProcessWriter``)."""
+
+    commits: int
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def depth(self) -> int:
+        """How many write operations wait for their commit."""
+        raise NotImplementedError
+
+    def put(self, op: WriteOp, resolve: Resolve) -> None:
+        """Queue ``op``; ``resolve(result, error)`` is called, from another thread, once its
+        transaction has ended."""
+        raise NotImplementedError
+
+    def submit(self, op: WriteOp) -> Future[Any]:
+        """Queue ``op``; the future resolves once its transaction has committed."""
+        future: Future[Any] = Future()
+        self.put(op, functools.partial(_settle_concurrent, future))
+        return future
+
+    async def write(self, op: WriteOp) -> Any:
+        """Queue ``op`` and wait (without blocking the event loop) until it is committed.
+
+        Settles an asyncio future straight from the writer's thread: cheaper per request than a
+        ``concurrent.futures.Future`` (a lock and a condition each) wrapped for asyncio.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def resolve(result: Any, error: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while this was queued: nobody waits
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+        self.put(op, resolve)
+        return await future
+
+    def write_sync(self, op: WriteOp, timeout: float | None = None) -> Any:
+        return self.submit(op).result(timeout)
+
+
+class Writer(QueuedWriter):
     """A thread that applies queued write operations in grouped transactions."""
 
     def __init__(self, engine: Engine, *, max_batch: int = 5000) -> None:
@@ -90,40 +140,14 @@ class Writer:
                 self._thread.start()
 
     def depth(self) -> int:
-        """How many write operations wait in the queue."""
         return self._queue.qsize()
 
-    def _put(self, op: WriteOp, resolve: Resolve) -> None:
+    def put(self, op: WriteOp, resolve: Resolve) -> None:
         if self._stopping:
             raise Unavailable("the server is shutting down")
         if self._thread is None:
             self.start()
         self._queue.put((op, resolve))
-
-    def submit(self, op: WriteOp) -> Future[Any]:
-        """Queue ``op``; the future resolves once its transaction has committed."""
-        future: Future[Any] = Future()
-        self._put(op, functools.partial(_settle_concurrent, future))
-        return future
-
-    async def write(self, op: WriteOp) -> Any:
-        """Queue ``op`` and wait (without blocking the event loop) until it is committed.
-
-        Settles an asyncio future straight from the writer thread: cheaper per request than a
-        ``concurrent.futures.Future`` (a lock and a condition each) wrapped for asyncio.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def resolve(result: Any, error: BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed while this was queued: nobody waits
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-        self._put(op, resolve)
-        return await future
-
-    def write_sync(self, op: WriteOp, timeout: float | None = None) -> Any:
-        return self.submit(op).result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then end the thread (waiting at most ``timeout`` seconds)."""
@@ -152,11 +176,15 @@ class Writer:
                     break
                 batch.append(more)
                 size += more[0].size
-            self._commit(batch)
+            self.commit(batch)
             if stop:
                 return
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def commit(self, batch: list[_Item]) -> None:
+        """Apply ``batch`` in one transaction, then resolve each operation (on the calling thread).
+
+        If the transaction fails, each operation is applied alone, so only the broken one fails.
+        """
         try:
             with self._engine.begin() as conn:
                 results = [result for op, parts in _merged(batch) for result in _split(op.apply(conn), parts)]
@@ -169,7 +197,7 @@ class Writer:
             # One operation broke the shared transaction: apply each on its own, so the others
             # still land and only the broken one reports its error.
             for one in batch:
-                self._commit([one])
+                self.commit([one])
             return
         self.commits += 1
         for (_, resolve), result in zip(batch, results, strict=True):
