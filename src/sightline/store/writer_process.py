@@ -31,6 +31,7 @@ import threading
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
+from .. import gc_tuning
 from ..errors import Unavailable
 from .writer import QueuedWriter, Resolve, WriteOp, Writer
 
@@ -199,6 +200,7 @@ def _serve(url: str, max_batch: int, pipe: Pipe) -> None:
     from .database import Database  # imported here: that module imports this one
 
     db = Database(url, write_batch_max=max_batch)
+    gc_tuning.for_long_running_process()  # unpickling a batch makes tens of thousands of objects
     writer = db.writer  # a thread writer never started: its commit() runs on this one thread
     assert isinstance(writer, Writer)
     answers: list[tuple[int, Any, BaseException | None]] = []
