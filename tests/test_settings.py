@@ -34,3 +34,16 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ValueError, match="SIGHTLINE_SECRET_KEY"):
         Settings(environment="production")
     assert Settings(environment="production", secret_key="s" * 40).environment == "production"
+
+
+def test_the_writer_runs_in_a_process_of_its_own_when_the_server_has_cores_for_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(writer="process").writer_process
+    assert not Settings(writer="thread").writer_process
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert Settings().writer == "auto" and Settings().writer_process
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {1})  # e.g. under `taskset -c 1`
+    assert not Settings().writer_process
+    with pytest.raises(ValueError, match="writer"):
+        Settings(writer="fork")

@@ -48,9 +48,9 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait on the upstream")
     cache_ttl: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds a cached response lives")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted")
-    writer: Literal["process", "thread"] = Field(
-        default="process",
-        description="Where `serve` runs the database writer: a process of its own, or a thread",
+    writer: Literal["auto", "process", "thread"] = Field(
+        default="auto",
+        description="Where `serve` runs the database writer: a process of its own, a thread, or `auto`",
     )
     write_batch_max: int = Field(default=5000, gt=0, description="Most records one write transaction takes")
     key_cache_seconds: float = Field(
@@ -69,6 +69,16 @@ class Settings(BaseSettings):
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return self
+
+    @property
+    def writer_process(self) -> bool:
+        """Whether ``serve`` runs the writer in a process of its own. ``auto``: when this process may
+        run on more than one core. (On one core a writer process cannot run beside the server, and
+        only adds the cost of sending it every write.)"""
+        if self.writer != "auto":
+            return self.writer == "process"
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        return len(cores) > 1
 
     @property
     def is_sqlite(self) -> bool:

@@ -48,7 +48,7 @@ def create_app(
     db = database or Database(
         settings.database_url,
         write_batch_max=settings.write_batch_max,
-        writer_process=own_process and settings.writer == "process",
+        writer_process=own_process and settings.writer_process,
     )
 
     @asynccontextmanager
