@@ -86,15 +86,21 @@ def make_generation(
 
 
 def rss_kib(pid: int) -> int:
-    """Private resident memory (RssAnon) of a process and its children (`serve --workers N`), in KiB.
+    """Private resident memory (RssAnon) of a process and its children (`serve --workers N`, the writer
+    process), in KiB.
 
     File pages SQLite maps (mmap_size) count in VmRSS but are the page cache, not the server's memory.
     """
     total = 0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else []:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for child in children:
         total += rss_kib(int(child))
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    status = Path(f"/proc/{pid}/status")
+    try:
+        lines = status.read_text().splitlines()
+    except FileNotFoundError:  # it ended meanwhile
+        return total
+    for line in lines:
         if line.startswith("RssAnon:"):
             return total + int(line.split()[1])
     return total

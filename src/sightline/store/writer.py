@@ -10,8 +10,9 @@ merged into one before they are applied (:meth:`MergeableOp.merge`): one stateme
 of them, instead of one per request. Each statement hands the GIL back and waits to take it
 again, so on a busy server the number of statements, more than their size, sets the writer's pace.
 
-``sightline serve`` runs the same writer in a process of its own (``writer_process.ProcessWriter``),
-behind the same interface (:class:`QueuedWriter`), so that it shares no GIL with the event loop.
+On a machine with more than one core, ``sightline serve`` runs the same writer in a process of its own
+(``writer_process.ProcessWriter``, behind the same interface, :class:`QueuedWriter`), so that it shares
+no GIL with the event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -73,26 +75,27 @@ def _settle_concurrent(future: Future[Any], result: Any, error: BaseException | 
             future.set_result(result)
 
 
-class QueuedWriter:
+class QueuedWriter(ABC):
     """How a write is handed to the writer and waited for, whatever runs it (a thread here, or a
     process: ``writer_process.ProcessWriter``)."""
 
-    commits: int
+    commits: int  # transactions committed so far
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
+    @abstractmethod
     def stop(self, timeout: float = 10.0) -> None:
-        raise NotImplementedError
+        """Commit what is queued, then end (waiting at most ``timeout`` seconds)."""
 
+    @abstractmethod
     def depth(self) -> int:
         """How many write operations wait for their commit."""
-        raise NotImplementedError
 
+    @abstractmethod
     def put(self, op: WriteOp, resolve: Resolve) -> None:
         """Queue ``op``; ``resolve(result, error)`` is called, from another thread, once its
         transaction has ended."""
-        raise NotImplementedError
 
     def submit(self, op: WriteOp) -> Future[Any]:
         """Queue ``op``; the future resolves once its transaction has committed."""
