@@ -38,8 +38,9 @@ def create_app(
     The database is migrated to the newest schema when the app starts. With ``own_process`` (a
     ``sightline serve`` worker):
 
-    - the database writer runs in a child process (``settings.writer``), so the writer and the
-      event loop never wait for each other's GIL;
+    - the database writer runs in a child process when ``settings.writer_process`` says so (by
+      default, when the server may use more than one core), so the writer and the event loop never
+      wait for each other's GIL;
     - garbage collection is set for a long-running process (``gc_tuning``): what exists by then
       is never walked again, and young collections run less often;
     - threads take turns with the GIL more often (``_SWITCH_INTERVAL``).
