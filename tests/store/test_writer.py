@@ -4,6 +4,7 @@ merged into one, each request still gets its own answer, and nothing is acknowle
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from sightline.ids import new_id
 from sightline.schema import Generation
 from sightline.store import Database, Scope, migrate
 from sightline.store import tables as t
+from sightline.store.dialect import RawJson
 from sightline.store.ingest import InsertGenerations, PreparedGeneration, prepare_generation
 from sightline.store.writer_process import ProcessWriter
 
@@ -191,3 +193,23 @@ def test_stopping_commits_every_queued_write_first(process_db: Database) -> None
         assert conn.scalar(select(func.count()).select_from(t.generations)) == 50
     with pytest.raises(Unavailable):
         process_db.writer.submit(InsertGenerations(scope, [_prepared(scope)]))
+
+
+def test_an_insert_travels_to_a_writer_process_unchanged() -> None:
+    scope = Scope(3, "prod")
+    bodies = [
+        {"id": new_id()[0], "model": {"id": "gpt-4o"}, "metadata": {"plan": "pro", "tags": ["a", "b"]}},
+        {
+            "id": new_id()[0],
+            "model": {"id": "gpt-4o-mini"},
+            "template": {"name": "greet", "text": "Hi {name}"},
+        },
+        {"id": new_id()[0], "model": {"id": "x"}, "feedback": {"rating": 4}, "runId": "run-1"},
+    ]
+    op = InsertGenerations(scope, [prepare_generation(Generation.model_validate(b), scope) for b in bodies])
+    copy = pickle.loads(pickle.dumps(op))
+    assert copy.scope == op.scope and copy.size == 3 and copy.items == op.items
+    assert all(type(p.row["body"]) is RawJson for p in copy.items)  # stored as it is, not encoded again
+    assert copy.items[1].prompt is not None and type(copy.items[1].prompt["body"]) is RawJson
+    assert copy.totals is not None and op.totals is not None
+    assert [t.hourly for t in copy.totals] == [t.hourly for t in op.totals]

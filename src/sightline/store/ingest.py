@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, select, update
 from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run
 from . import tables as t
-from .dialect import insert_ignore, select_in, upsert
+from .dialect import RawJson, insert_ignore, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import Totals, move_users
 from .writer import WriteOp
@@ -131,6 +131,12 @@ class InsertGenerations:
         if self.totals is None:
             self.totals = [Totals.of(p.row for p in self.items if not p.row["run_id"])]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as plain tuples and dicts (it travels to a writer process), the bodies as plain
+        text: the dataclass and ``RawJson`` each cost a Python call per item to pickle (4.1 µs a
+        generation to pickle this way, 2.6 without them)."""
+        return (_unpacked, (self.scope, _packed(self.items), self.totals))
+
     def merge(self, other: WriteOp) -> InsertGenerations | None:
         """The generations of both, when ``other`` inserts generations of the same project and environment."""
         if isinstance(other, InsertGenerations) and other.scope == self.scope:
@@ -211,6 +217,30 @@ class InsertGenerations:
             for run in changed.values():
                 _propagate_run(conn, run)
         return created
+
+
+def _packed(items: list[PreparedGeneration]) -> tuple[Any, ...]:
+    """``items`` as tuples of dicts, with the bodies as plain text: pickle's C code does the rest."""
+    return tuple(
+        (
+            {**p.row, "body": str(p.row["body"])},
+            p.meta,
+            None if p.prompt is None else {**p.prompt, "body": str(p.prompt["body"])},
+            p.feedback,
+            p.meta_rows,
+        )
+        for p in items
+    )
+
+
+def _unpacked(scope: Scope, items: tuple[Any, ...], totals: list[Totals] | None) -> InsertGenerations:
+    prepared = []
+    for row, meta, prompt, feedback, meta_rows in items:
+        row["body"] = RawJson(row["body"])
+        if prompt is not None:
+            prompt["body"] = RawJson(prompt["body"])
+        prepared.append(PreparedGeneration(row, meta, prompt, feedback, meta_rows))
+    return InsertGenerations(scope, prepared, totals=totals)
 
 
 def _merge_run(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
