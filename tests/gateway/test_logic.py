@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -20,8 +21,11 @@ from sightline.gateway import (
 )
 from sightline.gateway.capture import generation_body
 from sightline.gateway.context import Context
+from sightline.gateway.recorder import Recorder
 from sightline.gateway.upstream import Target
 from sightline.schema import Generation
+from sightline.store import Scope
+from sightline.store.writer import QueuedWriter
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2}
 
@@ -298,3 +302,44 @@ def test_recorded_embedding() -> None:
     assert gen.output.get("content") == {"embeddings": 2, "dimensions": 4}
     assert gen.input.get("content") == ["a", "b"] and gen.usage.get("promptTokens") == 4
     assert answer_text("embedding", answer) == [0.1] * 4
+
+
+class _Writer(QueuedWriter):
+    """Takes write operations and answers them at once."""
+
+    commits = 0
+
+    def __init__(self) -> None:
+        self.ops: list[Any] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pass
+
+    def depth(self) -> int:
+        return 0
+
+    def put(self, op: Any, resolve: Any) -> None:
+        self.ops.append(op)
+        resolve([True] * op.size, None)
+
+
+async def test_recording_is_handed_over_sooner_when_the_gateway_is_lightly_loaded() -> None:
+    in_flight = 0
+    writer = _Writer()
+    recorder = Recorder(writer, interval=0.5, quick_interval=0.01, in_flight=lambda: in_flight)
+    scope = Scope(1, "dev")
+    ok = {"status": 200, "response": orjson.dumps(ANSWER)}
+    recorder.add(scope, _call(dict(CHAT), **ok))
+    await asyncio.sleep(0.2)  # one request in flight at most: handed over after the quick interval
+    assert len(writer.ops) == 1 and recorder.recorded == 1
+
+    in_flight = 10  # busy: calls wait for the longer interval, to make fewer and bigger commits
+    recorder.add(scope, _call(dict(CHAT), **ok))
+    recorder.add(scope, _call(dict(CHAT), **ok))
+    await asyncio.sleep(0.2)
+    assert len(writer.ops) == 1
+    await asyncio.sleep(0.5)
+    assert len(writer.ops) == 2 and writer.ops[1].size == 2 and recorder.recorded == 3

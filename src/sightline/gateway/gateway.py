@@ -125,7 +125,8 @@ class Gateway:
             db, settings.secret_key, settings.upstream_url, settings.upstream_api_key
         )
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
-        self.recorder = Recorder(db.writer)
+        self.in_flight = 0  # requests being answered (counted by the server's handler)
+        self.recorder = Recorder(db.writer, in_flight=lambda: self.in_flight)
         self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
 
     async def target(self, project_id: int, context: Context) -> Target:

@@ -105,6 +105,7 @@ class ProxyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, endpoint: str) -> None:
         started, wall = time.perf_counter(), time.time()
+        self.gateway.in_flight += 1
         try:
             await self._handle(scope, receive, send, endpoint, started, wall)
         except _ClientGone:
@@ -117,6 +118,8 @@ class ProxyApp:
             error = SightlineError("Sightline hit an internal error; it has been logged")
             with contextlib.suppress(RuntimeError):  # the answer had already started
                 await _respond(send, 500, list(_JSON), openai_error(error))
+        finally:
+            self.gateway.in_flight -= 1
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, endpoint: str, started: float, wall: float
