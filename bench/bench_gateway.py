@@ -29,8 +29,9 @@ the others. Every figure is measured against the same upstream, directly and thr
 Figures 1 and 3 also print the latency the gateway recorded for its own calls (arrival to last byte
 sent, the upstream included), which tells the gateway's time apart from the wait for its core.
 On a two-core machine the gateway's event loop shares its core with its database writer (a thread:
-``serve`` confined to one core writes from a thread, see ``SIGHTLINE_WRITER``); the writer's inserts
-(a few ms every 20 ms at the ceiling) set the gateway's p99 at one connection.
+``serve`` confined to one core writes from a thread, see ``SIGHTLINE_WRITER``). The writer's commits
+(every 5 ms when at most 2 requests are in flight, every 20 ms under load) set the gateway's p99 at
+one connection.
 
 The machines are shared and noisy: a figure is a measurement of this run, never an assertion.
 """
