@@ -365,7 +365,7 @@ def _measure(
         print(
             f"  soak {soak:.0f}s: {total:,} generations; server memory (MiB) first {samples[0] / 1024:.0f}, "
             f"last {samples[-1] / 1024:.0f}, max {max(samples) / 1024:.0f}; growth first->last "
-            f"{(samples[-1] - samples[0]) / 1024:+.0f} MiB",
+            f"{(samples[-1] - samples[0]) / 1024:+.0f} MiB; {dropped} requests failed",
             flush=True,
         )
 

@@ -63,9 +63,8 @@ class Database:
         in_memory = self.dialect == "sqlite" and parsed.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
         if self.dialect == "sqlite":
-            database = parsed.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if not in_memory:
+                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             # The writer inserts many rows with one statement whose text differs with the row count:
             # a cache of 128 prepared statements a connection (the driver's default) then holds
             # over 100 MB of statements that will not come again. 32 keeps the usual ones.

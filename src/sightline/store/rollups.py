@@ -160,14 +160,14 @@ class Totals:
         """All of ``parts`` added up (the one part itself when there is one; the parts never change)."""
         if len(parts) == 1:
             return parts[0]
-        both = cls()
-        for source in parts:
-            for into, table in ((both.hourly, source.hourly), (both.keys, source.keys)):
+        total = cls()
+        for part in parts:
+            for into, table in ((total.hourly, part.hourly), (total.keys, part.keys)):
                 for key, values in table.items():
                     into[key] = [a + b for a, b in zip(into[key], values, strict=True)]
-            for key, count in source.latency.items():
-                both.latency[key] += count
-        return both
+            for key, count in part.latency.items():
+                total.latency[key] += count
+        return total
 
     def write(self, conn: Connection) -> None:
         """Add these totals to the rollup tables (in the caller's transaction)."""
