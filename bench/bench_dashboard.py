@@ -170,7 +170,8 @@ def _rows(
             "body": body,
         }
         meta = {k: v for k, v in metadata.items() if k != "userId"}
-        yield row, metadata_rows(gen_id, project_id, ts, meta), feedback
+        meta_rows = metadata_rows(gen_id, project_id, ts, meta)
+        yield row, [dict(zip(t.METADATA_COLUMNS, m, strict=True)) for m in meta_rows], feedback
 
 
 def load(db: Database, count: int, days: int = 30, chunk: int = 20_000) -> None:

@@ -53,6 +53,7 @@ KNOWN_METADATA_KEYS = frozenset(
     {"requestId", "userId", "sessionId", "functionId", "workflowId", "agentId", "tags"}
 )
 _MAX_ID = 200
+_COLUMN_KEYS = frozenset({"userId", "sessionId"})  # also stored in indexed columns of at most _MAX_ID
 _MAX_INT = 2**31 - 1  # token counts and indexes are 32-bit columns
 Count = Annotated[int, Field(ge=0, le=_MAX_INT)]
 
@@ -141,6 +142,8 @@ def normalize_metadata(raw: Any) -> dict[str, Any]:
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise ValueError(f"metadata key '{key}': expected a string")
             out[key] = str(value)
+            if key in _COLUMN_KEYS and len(out[key]) > _MAX_ID:
+                raise ValueError(f"metadata key '{key}': at most {_MAX_ID} characters")
         else:
             out[key] = _typed_value(key, value)
     return out
@@ -170,6 +173,9 @@ UUIDText = Annotated[
     AfterValidator(str.lower),
 ]
 IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
+# Text stored in an indexed column as well as in the record: bounded, and free of NUL (which database
+# text cannot hold).
+ColumnText = Annotated[str, Field(max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
 UTCDateTime = Annotated[datetime, AfterValidator(utc)]
 
 
@@ -206,7 +212,7 @@ class ModelRef(TypedDict):
     id: IdText
     name: NotRequired[str | None]
     version: NotRequired[str | None]
-    provider: NotRequired[str | None]
+    provider: NotRequired[ColumnText | None]
 
 
 @with_config(_FORBID)
@@ -270,15 +276,15 @@ class TemplateMessage(TypedDict):
 
 @with_config(_FORBID)
 class Template(TypedDict):
-    name: NotRequired[Annotated[str, Field(max_length=_MAX_ID)] | None]
-    version: NotRequired[Annotated[str, Field(max_length=_MAX_ID)] | None]
+    name: NotRequired[ColumnText | None]
+    version: NotRequired[ColumnText | None]
     chat: NotRequired[list[TemplateMessage] | None]
     text: NotRequired[str | None]
     params: NotRequired[dict[str, Any] | None]
 
 
 class Error(Wire):
-    type: str = "error"
+    type: ColumnText = "error"
     message: str = ""
     status_code: Annotated[int, Field(ge=0, le=999)] | None = None
 

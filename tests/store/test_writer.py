@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import Connection, func, select
 
@@ -19,7 +20,6 @@ from sightline.ids import new_id
 from sightline.schema import Generation
 from sightline.store import Database, Scope, migrate
 from sightline.store import tables as t
-from sightline.store.dialect import RawJson
 from sightline.store.ingest import InsertGenerations, PreparedGeneration, prepare_generation
 from sightline.store.writer_process import ProcessWriter
 
@@ -125,13 +125,12 @@ def test_inserts_queued_together_are_merged_and_each_answered(db: Database, tmp_
 
 def test_a_broken_operation_fails_alone_when_merged_with_others(db: Database, tmp_path: Path) -> None:
     scope = Scope(1, "dev")
-    broken = _prepared(scope)
     good, bad, later = (
         InsertGenerations(scope, [_prepared(scope)]),
-        InsertGenerations(scope, [broken]),
+        InsertGenerations(scope, [_prepared(scope)]),
         InsertGenerations(scope, [_prepared(scope), _prepared(scope)]),
     )
-    del broken.row["model_id"]  # the database refuses the row: model_id is NOT NULL
+    bad.rows[0][t.GENERATION_AT["model_id"]] = None  # the database refuses the row: model_id is NOT NULL
     first, failed, last = _queued_behind_a_gate(db, [good, bad, later], tmp_path)
     assert first == [True] and last == [True, True]
     assert isinstance(failed, Exception)
@@ -158,7 +157,7 @@ async def test_an_awaited_write_is_committed_when_it_returns(db: Database) -> No
 def test_an_operation_that_cannot_reach_the_writer_process_is_refused_at_once(process_db: Database) -> None:
     scope = Scope(1, "dev")
     op = InsertGenerations(scope, [_prepared(scope)])
-    op.items[0].meta["unsendable"] = lambda: None  # type: ignore[assignment]
+    op.rows[0][t.GENERATION_AT["cost"]] = lambda: None
     with pytest.raises(Exception, match="pickle"):
         process_db.writer.submit(op)
     assert process_db.writer.depth() == 0
@@ -208,8 +207,12 @@ def test_an_insert_travels_to_a_writer_process_unchanged() -> None:
     ]
     op = InsertGenerations(scope, [prepare_generation(Generation.model_validate(b), scope) for b in bodies])
     copy = pickle.loads(pickle.dumps(op))
-    assert copy.scope == op.scope and copy.size == 3 and copy.items == op.items
-    assert all(type(p.row["body"]) is RawJson for p in copy.items)  # stored as it is, not encoded again
-    assert copy.items[1].prompt is not None and type(copy.items[1].prompt["body"]) is RawJson
-    assert copy.totals is not None and op.totals is not None
+    assert copy == op and copy.scope == op.scope and copy.size == 3
+    body = t.GENERATION_AT["body"]
+    assert all(type(row[body]) is str for row in copy.rows)  # JSON text, stored as it is
+    assert orjson.loads(copy.rows[0][body])["metadata"]["tags"] == ["a", "b"]
+    assert copy.meta[2] == {} and copy.meta[0] is None  # kept for a generation in a run only
+    assert copy.feedback[2] is not None and copy.feedback[2]["rating"] == 4
+    assert [row[1] for row in copy.meta_rows] == ["plan", "tags:a", "tags:b"]
+    assert [prompt[1] for prompt in copy.prompts] == ["greet"]
     assert [t.hourly for t in copy.totals] == [t.hourly for t in op.totals]

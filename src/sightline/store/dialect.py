@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import operator
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -42,49 +42,61 @@ def _max_params(conn: Connection) -> int:
 def _execute_values(
     conn: Connection,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
     tail: str,
     returning: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> list[Any]:
-    """``INSERT INTO table (columns) VALUES (…), (…), … tail`` for ``rows`` (all with the same keys).
+    """``INSERT INTO table (columns) VALUES (…), (…), … tail`` for ``rows``. Answers the
+    ``returning`` column's values.
+
+    ``rows`` are dicts (all with the same keys), or, with ``columns``, sequences of values in that
+    order whose JSON columns hold their JSON text already (:func:`json_text`): ingest builds its
+    rows so, as they are cheaper to build and to send to a writer process.
 
     Rows go to the driver as they are (JSON columns serialised here), skipping SQLAlchemy's per-row
     parameter processing, and many rows make one statement: one round trip to PostgreSQL (where
     executemany would run the statement once a row), and one call into SQLite, which releases the
     GIL and must take it back once per call (executemany does so once a row, and on a busy server
-    each time waits for the event loop's thread). Answers the ``returning`` column's values.
+    each time waits for the event loop's thread).
     """
-    columns = tuple(rows[0])
-    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    if columns is None:
+        columns = tuple(rows[0])
+        get = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+        values: Sequence[Sequence[Any]] = [get(row) for row in rows]
+        if json_at:
+            values = [list(one) for one in values]
+            for one in values:
+                for i in json_at:
+                    one[i] = json_text(one[i])  # type: ignore[index]
+    else:
+        values = rows  # type: ignore[assignment]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(f'"{c}"' for c in columns)
     one = "(" + ", ".join([mark] * len(columns)) + ")"
     per_statement = max(1, _max_params(conn) // len(columns))
     suffix = f'{tail} RETURNING "{returning}"' if returning else tail
     answered: list[Any] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        if json_at:
-            params: list[Any] = []
-            for row in chunk:
-                one_row = list(values(row))
-                for i in json_at:
-                    one_row[i] = json_text(one_row[i])
-                params += one_row
-        else:
-            params = list(itertools.chain.from_iterable(map(values, chunk)))
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        params = tuple(itertools.chain.from_iterable(chunk))
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} {suffix}'
-        result = conn.exec_driver_sql(sql, tuple(params))
+        result = conn.exec_driver_sql(sql, params)
         if returning:
             answered.extend(r[0] for r in result)
     return answered
 
 
 def insert_ignore(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: str | None = None
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    returning: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> set[Any] | None:
-    """Insert ``rows`` (all with the same keys), silently skipping any whose primary key is there.
+    """Insert ``rows`` (dicts, or sequences in the order of ``columns``: see :func:`_execute_values`),
+    silently skipping any whose primary key is there.
 
     With ``returning`` (a column name), PostgreSQL answers the values of that column for the rows
     it really inserted: under READ COMMITTED another process may have written some of them since
@@ -94,24 +106,36 @@ def insert_ignore(
     postgresql = conn.dialect.name == "postgresql"
     if not rows:
         return set() if returning and postgresql else None
-    found = _execute_values(conn, table, rows, "ON CONFLICT DO NOTHING", returning if postgresql else None)
+    found = _execute_values(
+        conn, table, rows, "ON CONFLICT DO NOTHING", returning if postgresql else None, columns
+    )
     return set(found) if returning and postgresql else None
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], update: Sequence[str]) -> None:
-    """Insert ``rows`` (all with the same keys, no two with the same primary key); where the
-    primary key exists, overwrite ``update``."""
-    _on_conflict(conn, table, rows, {c: f'excluded."{c}"' for c in update})
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    update: Sequence[str],
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (dicts, or sequences in the order of ``columns``; no two with the same primary
+    key); where the primary key exists, overwrite ``update``."""
+    _on_conflict(conn, table, rows, {c: f'excluded."{c}"' for c in update}, columns)
 
 
-def upsert_add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], add: Sequence[str]) -> None:
+def upsert_add(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], add: Sequence[str]) -> None:
     """Insert ``rows`` (all with the same keys, no two with the same primary key); where the
     primary key exists, add their ``add`` columns."""
     _on_conflict(conn, table, rows, {c: f'"{table.name}"."{c}" + excluded."{c}"' for c in add})
 
 
 def _on_conflict(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], sets: dict[str, str]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    sets: dict[str, str],
+    columns: Sequence[str] | None = None,
 ) -> None:
     """``INSERT … ON CONFLICT (primary key) DO UPDATE SET column = expression`` for every row.
 
@@ -122,7 +146,7 @@ def _on_conflict(
         return
     keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
     assignments = ", ".join(f'"{c}" = {expression}' for c, expression in sets.items())
-    _execute_values(conn, table, rows, f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}")
+    _execute_values(conn, table, rows, f"ON CONFLICT ({keys}) DO UPDATE SET {assignments}", columns=columns)
 
 
 def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:

@@ -8,6 +8,7 @@ A run owns its ``userId`` and metadata: they are copied onto every generation of
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, and_, select, update
 from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run
 from . import tables as t
-from .dialect import RawJson, insert_ignore, select_in, upsert
+from .dialect import insert_ignore, json_text, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import Totals, move_users
 from .writer import WriteOp
@@ -25,6 +26,7 @@ from .writer import WriteOp
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 
 _CHUNK = 500  # ids per IN (...) list
+_PROMPT_COLUMNS = ("project_id", "name", "version", "created_us", "body")
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -38,7 +40,7 @@ class PreparedGeneration:
     meta: dict[str, Any]
     prompt: dict[str, Any] | None
     feedback: dict[str, Any] | None
-    meta_rows: list[dict[str, Any]]  # of a generation outside a run (a run's metadata joins in later)
+    meta_rows: list[tuple[Any, ...]]  # of a generation outside a run (a run's metadata joins in later)
 
 
 def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
@@ -94,85 +96,111 @@ def _propagate_run(conn: Connection, run: dict[str, Any]) -> None:
     rows = []
     for step in steps:
         rows.extend(metadata_rows(step["id"], run["project_id"], step["ts_us"], metadata))
-    upsert(conn, t.generation_metadata, rows, update=["value"])
+    upsert(conn, t.generation_metadata, rows, update=["value"], columns=t.METADATA_COLUMNS)
 
 
-def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The latest feedback that arrived before its generation, by generation id."""
-    latest: dict[str, dict[str, Any]] = {}
+def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """The latest feedback that arrived before its generation, by generation id: (rating, score, thumbs)."""
+    latest: dict[str, tuple[Any, Any, Any]] = {}
     sql = (
         "SELECT generation_id, rating, score, thumbs FROM feedback WHERE generation_id IN ({in}) "
         "ORDER BY ts_us, id"
     )
     for chunk in _chunks(ids):
         for gen_id, rating, score, thumbs in select_in(conn, sql, chunk):
-            latest[gen_id] = {"feedback_rating": rating, "feedback_score": score, "feedback_thumbs": thumbs}
+            latest[gen_id] = (rating, score, thumbs)
     return latest
 
 
-@dataclass(slots=True)
+_row_values = operator.itemgetter(*t.GENERATION_COLUMNS)
+_prompt_values = operator.itemgetter(*_PROMPT_COLUMNS)
+_ID, _TS, _USER, _RUN, _BODY = (t.GENERATION_AT[c] for c in ("id", "ts_us", "user_id", "run_id", "body"))
+_FEEDBACK = tuple(t.GENERATION_AT[c] for c in ("feedback_rating", "feedback_score", "feedback_thumbs"))
+
+
 class InsertGenerations:
     """Insert generations of one project; answers, per generation, whether it was new.
 
     Everything that can be worked out before the transaction is, on the thread that builds the
     operation (a request's): the rows, their metadata rows and their rollup totals. The writer,
     which every write waits for, is left the database work.
+
+    The generations are held column-wise, as the statements take them: their rows as lists (in
+    ``tables.GENERATION_COLUMNS`` order, the body as JSON text), and beside them, one entry per
+    generation, what the writer may need (the custom metadata of a generation in a run, the feedback
+    sent with it, how many metadata rows it has). Lists of plain values are also what pickles
+    cheaply: the operation travels so to a writer process.
     """
 
-    scope: Scope
-    items: list[PreparedGeneration]
-    size: int = 0
-    # The rollup totals of the items outside runs (if all turn out new), one part per merged operation:
-    # added up once, when applied.
-    totals: list[Totals] | None = None
+    __slots__ = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows", "scope", "size", "totals")
 
-    def __post_init__(self) -> None:
-        self.size = len(self.items)
-        if self.totals is None:
-            self.totals = [Totals.of(p.row for p in self.items if not p.row["run_id"])]
+    def __init__(self, scope: Scope, items: Sequence[PreparedGeneration]) -> None:
+        self.scope = scope
+        self.rows: list[list[Any]] = []
+        self.meta: list[dict[str, Any] | None] = []  # of a generation in a run
+        self.feedback: list[dict[str, Any] | None] = []
+        self.meta_counts: list[int] = []
+        self.meta_rows: list[tuple[Any, ...]] = []  # of the generations outside runs
+        prompts: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for p in items:
+            row = list(_row_values(p.row))
+            row[_BODY] = json_text(row[_BODY])
+            self.rows.append(row)
+            self.meta.append(p.meta if row[_RUN] else None)
+            self.feedback.append(p.feedback)
+            self.meta_counts.append(len(p.meta_rows))
+            self.meta_rows.extend(p.meta_rows)
+            if p.prompt is not None:
+                prompts[(p.prompt["name"], p.prompt["version"])] = _prompt_values(p.prompt)
+        self.prompts = [(*values[:-1], json_text(values[-1])) for values in prompts.values()]
+        self.size = len(self.rows)
+        # The rollup totals of the generations outside runs (if all turn out new), one part per merged
+        # operation: added up once, when applied.
+        self.totals = [Totals.of(row for row in self.rows if not row[_RUN])]
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as plain tuples and dicts (it travels to a writer process), the bodies as plain
-        text: the dataclass and ``RawJson`` each cost a Python call per item to pickle (2.6 µs a
-        generation to pickle this way, against 4.1 with them)."""
-        return (_unpacked, (self.scope, _packed(self.items), self.totals))
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InsertGenerations) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__ if name != "totals"
+        )
 
     def merge(self, other: WriteOp) -> InsertGenerations | None:
         """The generations of both, when ``other`` inserts generations of the same project and environment."""
-        if isinstance(other, InsertGenerations) and other.scope == self.scope:
-            assert self.totals is not None and other.totals is not None
-            return InsertGenerations(
-                self.scope, [*self.items, *other.items], totals=[*self.totals, *other.totals]
-            )
-        return None
+        if not isinstance(other, InsertGenerations) or other.scope != self.scope:
+            return None
+        merged = InsertGenerations(self.scope, [])
+        for name in self.__slots__:
+            if name not in ("scope", "size"):
+                setattr(merged, name, getattr(self, name) + getattr(other, name))
+        merged.size = self.size + other.size
+        return merged
 
     def apply(self, conn: Connection) -> list[bool]:
-        ids = [p.row["id"] for p in self.items]
+        rows = self.rows
+        ids = [row[_ID] for row in rows]
         existing = _existing_ids(conn, ids)
         created: list[bool] = []
-        new: list[PreparedGeneration] = []
-        for p in self.items:
-            is_new = p.row["id"] not in existing
+        for gen_id in ids:
+            is_new = gen_id not in existing
             created.append(is_new)
-            if is_new:
-                existing.add(p.row["id"])  # the same id twice in one batch: the first wins
-                new.append(p)
+            existing.add(gen_id)  # the same id twice in one batch: the first wins
+        new = [i for i, ok in enumerate(created) if ok]
         if not new:
             return created
         pid = self.scope.project_id
-        feedback_rows = [p.feedback for p in new if p.feedback is not None]
+        feedback_rows = [f for i in new if (f := self.feedback[i]) is not None]
         if feedback_rows:
             conn.execute(t.feedback.insert(), feedback_rows)
-        pending = _latest_feedback(conn, [p.row["id"] for p in new])
-        run_ids = sorted({p.row["run_id"] for p in new if p.row["run_id"]})
+        pending = _latest_feedback(conn, [ids[i] for i in new])
+        run_ids = sorted({rows[i][_RUN] for i in new if rows[i][_RUN]})
         runs = _load_runs(conn, pid, run_ids) if run_ids else {}
         changed: dict[str, dict[str, Any]] = {}
-        meta_rows: list[dict[str, Any]] = []
-        for p in new:
-            row = p.row
-            if row["id"] in pending:
-                row.update(pending[row["id"]])
-            run_id = row["run_id"]
+        run_meta_rows: list[tuple[Any, ...]] = []
+        for i in new:
+            row = rows[i]
+            if row[_ID] in pending:
+                for at, value in zip(_FEEDBACK, pending[row[_ID]], strict=True):
+                    row[at] = value
+            run_id = row[_RUN]
             if run_id:
                 run = runs.get(run_id)
                 if run is None:
@@ -183,64 +211,52 @@ class InsertGenerations:
                         "pipeline_slug": None,
                         "user_id": None,
                         "status": "running",
-                        "started_us": row["ts_us"],
+                        "started_us": row[_TS],
                         "ended_us": None,
                         "body": {"metadata": {}},
                     }
+                meta = self.meta[i] or {}
                 run_meta = run["body"].setdefault("metadata", {})
-                custom = {k: v for k, v in p.meta.items() if run_meta.get(k) != v}
+                custom = {k: v for k, v in meta.items() if run_meta.get(k) != v}
                 if custom:
                     run_meta.update(custom)
                     changed[run_id] = run
-                row["user_id"] = run["user_id"]
-                meta_rows.extend(metadata_rows(row["id"], pid, row["ts_us"], {**p.meta, **run_meta}))
-            else:
-                meta_rows.extend(p.meta_rows)
-        rows = [p.row for p in new]
-        inserted = insert_ignore(conn, t.generations, rows, returning="id")
+                row[_USER] = run["user_id"]
+                run_meta_rows.extend(metadata_rows(row[_ID], pid, row[_TS], {**meta, **run_meta}))
+        all_new = len(new) == len(rows)
+        if not all_new:
+            rows = [rows[i] for i in new]
+        inserted = insert_ignore(conn, t.generations, rows, returning="id", columns=t.GENERATION_COLUMNS)
         if inserted is not None and len(inserted) < len(rows):
             # Another server process wrote some of these ids since this transaction looked: its copy stands.
-            lost = {r["id"] for r in rows} - inserted
-            created = [ok and gen_id not in lost for ok, gen_id in zip(created, ids, strict=True)]
-            rows = [r for r in rows if r["id"] in inserted]
-        if len(rows) == len(self.items) and self.totals is not None:  # all new: the totals made beforehand
-            parts = [*self.totals, Totals.of(r for r in rows if r["run_id"])] if run_ids else self.totals
+            created = [ok and gen_id in inserted for ok, gen_id in zip(created, ids, strict=True)]
+            rows = [row for row in rows if row[_ID] in inserted]
+            all_new = False
+        if all_new:  # the totals made beforehand hold
+            parts = [*self.totals, Totals.of(r for r in rows if r[_RUN])] if run_ids else self.totals
             totals = Totals.sum(parts)
         else:
             totals = Totals.of(rows)
         totals.write(conn)
-        insert_ignore(conn, t.generation_metadata, meta_rows)
-        prompts = [p.prompt for p in new if p.prompt is not None]
-        insert_ignore(conn, t.prompt_versions, list({(x["name"], x["version"]): x for x in prompts}.values()))
+        meta_rows = self._meta_rows_of(created) + run_meta_rows
+        insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
+        insert_ignore(conn, t.prompt_versions, self.prompts, columns=_PROMPT_COLUMNS)
         if changed:
             upsert(conn, t.runs, list(changed.values()), update=["body"])
             for run in changed.values():
                 _propagate_run(conn, run)
         return created
 
-
-def _packed(items: list[PreparedGeneration]) -> tuple[Any, ...]:
-    """``items`` as tuples of dicts, with the bodies as plain text: pickle's C code does the rest."""
-    return tuple(
-        (
-            {**p.row, "body": str(p.row["body"])},
-            p.meta,
-            None if p.prompt is None else {**p.prompt, "body": str(p.prompt["body"])},
-            p.feedback,
-            p.meta_rows,
-        )
-        for p in items
-    )
-
-
-def _unpacked(scope: Scope, items: tuple[Any, ...], totals: list[Totals] | None) -> InsertGenerations:
-    prepared = []
-    for row, meta, prompt, feedback, meta_rows in items:
-        row["body"] = RawJson(row["body"])
-        if prompt is not None:
-            prompt["body"] = RawJson(prompt["body"])
-        prepared.append(PreparedGeneration(row, meta, prompt, feedback, meta_rows))
-    return InsertGenerations(scope, prepared, totals=totals)
+    def _meta_rows_of(self, created: list[bool]) -> list[tuple[Any, ...]]:
+        """The metadata rows of the generations outside runs that were written."""
+        if all(created):
+            return self.meta_rows
+        rows, start = [], 0
+        for ok, count in zip(created, self.meta_counts, strict=True):
+            if ok:
+                rows.extend(self.meta_rows[start : start + count])
+            start += count
+        return rows
 
 
 def _merge_run(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

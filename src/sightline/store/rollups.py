@@ -102,6 +102,45 @@ _HOURLY = (
 )
 
 
+# Positions in a generations row held as a list.
+(
+    _PROJECT,
+    _ENVIRONMENT,
+    _TS,
+    _MODEL,
+    _COST,
+    _CACHE_HIT,
+    _PROMPT_TOKENS,
+    _COMPLETION_TOKENS,
+    _TOTAL_TOKENS,
+    _STATUS,
+    _COST_SAVED,
+    _LATENCY,
+    _TTFT,
+    _USER,
+    _TEMPLATE,
+) = (
+    t.GENERATION_AT[c]
+    for c in (
+        "project_id",
+        "environment",
+        "ts_us",
+        "model_id",
+        "cost",
+        "cache_hit",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "status",
+        "cost_saved",
+        "latency_ms",
+        "ttft_ms",
+        "user_id",
+        "template_name",
+    )
+)
+
+
 def _hourly_zero() -> list[float]:
     return [0] * len(_HOURLY)
 
@@ -126,33 +165,34 @@ class Totals:
         self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_keys_zero)
 
     @classmethod
-    def of(cls, rows: Iterable[Mapping[Any, Any]]) -> Totals:
+    def of(cls, rows: Iterable[Sequence[Any]]) -> Totals:
+        """The totals of ``generations`` rows held as lists (in ``tables.GENERATION_COLUMNS`` order)."""
         totals = cls()
         hourly, latency, keys = totals.hourly, totals.latency, totals.keys
         for r in rows:
-            pid, env, ts = r["project_id"], r["environment"], r["ts_us"]
+            pid, env, ts = r[_PROJECT], r[_ENVIRONMENT], r[_TS]
             hour = ts - ts % HOUR_US
-            cost, hit = r["cost"], r["cache_hit"]
-            h = hourly[(pid, env, hour, r["model_id"])]
+            cost, hit = r[_COST], r[_CACHE_HIT]
+            h = hourly[(pid, env, hour, r[_MODEL])]
             h[0] += 1
-            h[1] += r["prompt_tokens"]
-            h[2] += r["completion_tokens"]
+            h[1] += r[_PROMPT_TOKENS]
+            h[2] += r[_COMPLETION_TOKENS]
             h[3] += cost or 0.0
-            h[4] += r["status"] == "error"
+            h[4] += r[_STATUS] == "error"
             h[5] += bool(hit)
-            h[6] += r["cost_saved"] or 0.0
+            h[6] += r[_COST_SAVED] or 0.0
             h[7] += cost is None
             if not hit:  # an answer from the cache says nothing of the model's speed
-                latency[(pid, env, hour, "latency", latency_bin(r["latency_ms"]))] += 1
-                if r["ttft_ms"] is not None:
-                    latency[(pid, env, hour, "ttft", latency_bin(r["ttft_ms"]))] += 1
+                latency[(pid, env, hour, "latency", latency_bin(r[_LATENCY]))] += 1
+                if r[_TTFT] is not None:
+                    latency[(pid, env, hour, "ttft", latency_bin(r[_TTFT]))] += 1
             day = ts - ts % DAY_US
-            for kind, key in (("user", r["user_id"]), ("template", r["template_name"])):
+            for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE])):
                 if key is not None:
                     k = keys[(pid, env, day, kind, key)]
                     k[0] += 1
                     k[1] += cost or 0.0
-                    k[2] += r["total_tokens"]
+                    k[2] += r[_TOTAL_TOKENS]
         return totals
 
     @classmethod

@@ -33,6 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "GENERATION_AT",
+    "GENERATION_COLUMNS",
+    "METADATA_COLUMNS",
     "api_keys",
     "environments",
     "feedback",
@@ -162,6 +165,11 @@ generations = Table(
     ),
 )
 
+# Ingest holds a generations row as a list in the table's column order (cheaper to build, and to send
+# to a writer process, than a dict): the position of each column in it.
+GENERATION_COLUMNS: tuple[str, ...] = tuple(generations.c.keys())
+GENERATION_AT: dict[str, int] = {name: i for i, name in enumerate(GENERATION_COLUMNS)}
+
 generation_metadata = Table(
     "generation_metadata",
     metadata,
@@ -175,6 +183,9 @@ generation_metadata = Table(
     # Rows are found by their key: a separate rowid b-tree would be one more insert each.
     sqlite_with_rowid=False,
 )
+
+# The order of a generation_metadata row held as a tuple (records.metadata_rows).
+METADATA_COLUMNS: tuple[str, ...] = ("generation_id", "key", "project_id", "value", "ts_us")
 
 runs = Table(
     "runs",
