@@ -49,6 +49,13 @@ async def test_malformed_bodies(api: Api, content: bytes, words: str) -> None:
         ({"status": "maybe"}, "status"),
         ({"input": {"type": "smell"}}, "input.type"),
         ({"surprise": 1}, "surprise"),
+        # Text also kept in an indexed column: no NUL (database text cannot hold it), at most 200 characters.
+        ({"model": {"id": "m", "provider": "open\u0000ai"}}, "model.provider: must not contain NUL"),
+        ({"template": {"name": "t\u0000", "text": "hi"}}, "template.name: must not contain NUL"),
+        ({"error": {"type": "x\u0000"}, "status": "error"}, "error.type: must not contain NUL"),
+        ({"model": {"id": "m", "provider": "p" * 201}}, "model.provider"),
+        ({"metadata": {"userId": "u" * 201}}, "'userId': at most 200 characters"),
+        ({"metadata": {"sessionId": "s" * 201}}, "'sessionId': at most 200 characters"),
     ],
 )
 async def test_wrong_fields_are_named(api: Api, change: dict[str, Any], field: str) -> None:
