@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     model_validator,
     with_config,
 )
@@ -112,6 +113,10 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def _plain_key(key: str) -> bool:
+    return 0 < len(key) <= _MAX_ID and "\x00" not in key
+
+
 def normalize_metadata(raw: Any) -> dict[str, Any]:
     """Validate metadata and store every custom value typed.
 
@@ -125,7 +130,10 @@ def normalize_metadata(raw: Any) -> dict[str, Any]:
         raise ValueError("metadata must be an object")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not key or len(key) > _MAX_ID or "\x00" in key:
+        if type(value) is str and key not in KNOWN_METADATA_KEYS and _plain_key(key) and "\x00" not in value:
+            out[key] = {"type": "string", "value": value}  # the common case, first
+            continue
+        if not isinstance(key, str) or not _plain_key(key):
             raise ValueError(
                 f"metadata key {key!r} must be a non-empty string of at most {_MAX_ID} characters"
             )
@@ -169,8 +177,10 @@ Metadata = Annotated[dict[str, Any], BeforeValidator(normalize_metadata)]
 # Checked by pydantic's own (Rust) pattern matching: ingest validates tens of thousands a second.
 UUIDText = Annotated[
     str,
-    Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
-    AfterValidator(str.lower),
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        to_lower=True,
+    ),
 ]
 IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
 # Text stored in an indexed column as well as in the record: bounded, and free of NUL (which database

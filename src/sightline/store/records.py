@@ -168,7 +168,14 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[dict[str, Any], dict
     return row, prompt
 
 
-def _given(part: Mapping[str, Any]) -> dict[str, Any]:
+def _given(part: Mapping[str, Any], nested: str | None = None) -> Mapping[str, Any]:
+    """``part`` without its None fields, nor those of the dicts listed under ``nested``; most parts
+    have none: then ``part`` itself."""
+    items = part.get(nested) if nested else None
+    if nested and items and any(None in item.values() for item in items):
+        part = {**part, nested: [_given(item) for item in items]}
+    if None not in part.values():
+        return part
     return {k: v for k, v in part.items() if v is not None}
 
 
@@ -179,24 +186,19 @@ def generation_json(gen: Generation) -> str:
     half its cost (ingest writes tens of thousands a second): the parts are typed dicts already in
     their wire form, so orjson writes them once their None fields are dropped.
     """
-    output = _given(gen.output)
-    if output.get("alternatives") is not None:
-        output["alternatives"] = [_given(a) for a in output["alternatives"]]
     record: dict[str, Any] = {
         "id": gen.id,
         "timestamp": gen.timestamp,
         "model": _given(gen.model),
         "input": _given(gen.input),
-        "output": output,
+        "output": _given(gen.output, "alternatives"),
         "parameters": _given(gen.parameters),
         "usage": _given(gen.usage),
         "metadata": gen.metadata,
         "performance": _given(gen.performance),
     }
     if gen.template is not None:
-        template = record["template"] = _given(gen.template)
-        if template.get("chat") is not None:
-            template["chat"] = [_given(m) for m in template["chat"]]
+        record["template"] = _given(gen.template, "chat")
     for key, value in (("runId", gen.run_id), ("chatId", gen.chat_id), ("stepIndex", gen.step_index)):
         if value is not None:
             record[key] = value
