@@ -215,4 +215,3 @@ def test_an_insert_travels_to_a_writer_process_unchanged() -> None:
     assert copy.feedback[2] is not None and copy.feedback[2]["rating"] == 4
     assert [row[1] for row in copy.meta_rows] == ["plan", "tags:a", "tags:b"]
     assert [prompt[1] for prompt in copy.prompts] == ["greet"]
-    assert [t.hourly for t in copy.totals] == [t.hourly for t in op.totals]

@@ -121,9 +121,10 @@ _FEEDBACK = tuple(t.GENERATION_AT[c] for c in ("feedback_rating", "feedback_scor
 class InsertGenerations:
     """Insert generations of one project; answers, per generation, whether it was new.
 
-    Everything that can be worked out before the transaction is, on the thread that builds the
-    operation (a request's): the rows, their metadata rows and their rollup totals. The writer,
-    which every write waits for, is left the database work.
+    What can be worked out before the transaction is, on the thread that builds the operation (a
+    request's): the rows and their metadata rows. The writer, which every write waits for, is left
+    the database work and the rollup totals of what it inserted. (The totals were made here once;
+    with the writer in a process of its own, the request's thread had become the busier of the two.)
 
     The generations are held column-wise, as the statements take them: their rows as lists (in
     ``tables.GENERATION_COLUMNS`` order, the body as JSON text), and beside them, one entry per
@@ -132,7 +133,7 @@ class InsertGenerations:
     cheaply: the operation travels so to a writer process.
     """
 
-    __slots__ = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows", "scope", "size", "totals")
+    __slots__ = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows", "scope", "size")
 
     def __init__(self, scope: Scope, items: Sequence[PreparedGeneration]) -> None:
         self.scope = scope
@@ -154,13 +155,10 @@ class InsertGenerations:
                 prompts[(p.prompt["name"], p.prompt["version"])] = _prompt_values(p.prompt)
         self.prompts = [(*values[:-1], json_text(values[-1])) for values in prompts.values()]
         self.size = len(self.rows)
-        # The rollup totals of the generations outside runs (if all turn out new), one part per merged
-        # operation: added up once, when applied.
-        self.totals = [Totals.of(row for row in self.rows if not row[_RUN])]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InsertGenerations) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__ if name != "totals"
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
         )
 
     def merge(self, other: WriteOp) -> InsertGenerations | None:
@@ -223,21 +221,14 @@ class InsertGenerations:
                     changed[run_id] = run
                 row[_USER] = run["user_id"]
                 run_meta_rows.extend(metadata_rows(row[_ID], pid, row[_TS], {**meta, **run_meta}))
-        all_new = len(new) == len(rows)
-        if not all_new:
+        if len(new) < len(rows):
             rows = [rows[i] for i in new]
         inserted = insert_ignore(conn, t.generations, rows, returning="id", columns=t.GENERATION_COLUMNS)
         if inserted is not None and len(inserted) < len(rows):
             # Another server process wrote some of these ids since this transaction looked: its copy stands.
             created = [ok and gen_id in inserted for ok, gen_id in zip(created, ids, strict=True)]
             rows = [row for row in rows if row[_ID] in inserted]
-            all_new = False
-        if all_new:  # the totals made beforehand hold
-            parts = [*self.totals, Totals.of(r for r in rows if r[_RUN])] if run_ids else self.totals
-            totals = Totals.sum(parts)
-        else:
-            totals = Totals.of(rows)
-        totals.write(conn)
+        Totals.of(rows).write(conn)
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
         insert_ignore(conn, t.prompt_versions, self.prompts, columns=_PROMPT_COLUMNS)

@@ -152,14 +152,13 @@ def _keys_zero() -> list[float]:
 class Totals:
     """What a set of ``generations`` rows adds to the rollups, until :meth:`write` writes it.
 
-    Built where the rows are prepared (on a request's thread), merged in the writer with the totals
-    of the requests committed alongside, and written as three statements for all of them.
+    Built by the writer from the rows a transaction inserts (those of every request committed
+    together), and written as three statements for all of them.
     """
 
     __slots__ = ("hourly", "keys", "latency")
 
     def __init__(self) -> None:
-        # Module-level factories, not lambdas: totals travel to a writer process by pickle.
         self.hourly: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_hourly_zero)
         self.latency: defaultdict[tuple[Any, ...], int] = defaultdict(int)
         self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_keys_zero)
@@ -194,20 +193,6 @@ class Totals:
                     k[1] += cost or 0.0
                     k[2] += r[_TOTAL_TOKENS]
         return totals
-
-    @classmethod
-    def sum(cls, parts: Sequence[Totals]) -> Totals:
-        """All of ``parts`` added up (the one part itself when there is one; the parts never change)."""
-        if len(parts) == 1:
-            return parts[0]
-        total = cls()
-        for part in parts:
-            for into, table in ((total.hourly, part.hourly), (total.keys, part.keys)):
-                for key, values in table.items():
-                    into[key] = [a + b for a, b in zip(into[key], values, strict=True)]
-            for key, count in part.latency.items():
-                total.latency[key] += count
-        return total
 
     def write(self, conn: Connection) -> None:
         """Add these totals to the rollup tables (in the caller's transaction)."""
