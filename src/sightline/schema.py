@@ -130,8 +130,9 @@ def normalize_metadata(raw: Any) -> dict[str, Any]:
         raise ValueError("metadata must be an object")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if type(value) is str and key not in KNOWN_METADATA_KEYS and _plain_key(key) and "\x00" not in value:
-            out[key] = {"type": "string", "value": value}  # the common case, first
+        plain = type(value) is str and type(key) is str and key not in KNOWN_METADATA_KEYS
+        if plain and _plain_key(key) and "\x00" not in value:  # the common case, first
+            out[key] = {"type": "string", "value": value}
             continue
         if not isinstance(key, str) or not _plain_key(key):
             raise ValueError(
