@@ -20,7 +20,7 @@ from ..schema import Feedback, Generation, Run
 from . import tables as t
 from .dialect import insert_ignore, json_text, select_in, upsert
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
-from .rollups import Totals, move_users
+from .rollups import add_generations, move_users
 from .writer import WriteOp
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
@@ -116,6 +116,8 @@ _row_values = operator.itemgetter(*t.GENERATION_COLUMNS)
 _prompt_values = operator.itemgetter(*_PROMPT_COLUMNS)
 _ID, _TS, _USER, _RUN, _BODY = (t.GENERATION_AT[c] for c in ("id", "ts_us", "user_id", "run_id", "body"))
 _FEEDBACK = tuple(t.GENERATION_AT[c] for c in ("feedback_rating", "feedback_score", "feedback_thumbs"))
+# What InsertGenerations holds per generation (lists that a merge joins).
+_PER_GENERATION = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
 
 
 class InsertGenerations:
@@ -133,7 +135,17 @@ class InsertGenerations:
     cheaply: the operation travels so to a writer process.
     """
 
-    __slots__ = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows", "scope", "size")
+    __slots__ = (
+        "_merged",
+        "feedback",
+        "meta",
+        "meta_counts",
+        "meta_rows",
+        "prompts",
+        "rows",
+        "scope",
+        "size",
+    )
 
     def __init__(self, scope: Scope, items: Sequence[PreparedGeneration]) -> None:
         self.scope = scope
@@ -155,22 +167,33 @@ class InsertGenerations:
                 prompts[(p.prompt["name"], p.prompt["version"])] = _prompt_values(p.prompt)
         self.prompts = [(*values[:-1], json_text(values[-1])) for values in prompts.values()]
         self.size = len(self.rows)
+        self._merged = False  # made by merge, and so the writer's own
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InsertGenerations) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__
+            getattr(self, name) == getattr(other, name) for name in ("scope", "size", *_PER_GENERATION)
         )
 
     def merge(self, other: WriteOp) -> InsertGenerations | None:
-        """The generations of both, when ``other`` inserts generations of the same project and environment."""
+        """The generations of both, when ``other`` inserts generations of the same project and environment.
+
+        The first merge makes a new operation, and the merges after it extend that one in place (only
+        the writer holds it): merging n queued operations costs n, not n squared.
+        """
         if not isinstance(other, InsertGenerations) or other.scope != self.scope:
             return None
-        merged = InsertGenerations(self.scope, [])
-        for name in self.__slots__:
-            if name not in ("scope", "size"):
-                setattr(merged, name, getattr(self, name) + getattr(other, name))
-        merged.size = self.size + other.size
+        merged = self
+        if not self._merged:
+            merged = InsertGenerations(self.scope, [])
+            merged._merged = True
+            merged._extend(self)
+        merged._extend(other)
         return merged
+
+    def _extend(self, other: InsertGenerations) -> None:
+        for name in _PER_GENERATION:
+            getattr(self, name).extend(getattr(other, name))
+        self.size += other.size
 
     def apply(self, conn: Connection) -> list[bool]:
         rows = self.rows
@@ -228,7 +251,7 @@ class InsertGenerations:
             # Another server process wrote some of these ids since this transaction looked: its copy stands.
             created = [ok and gen_id in inserted for ok, gen_id in zip(created, ids, strict=True)]
             rows = [row for row in rows if row[_ID] in inserted]
-        Totals.of(rows).write(conn)
+        add_generations(conn, rows)
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
         insert_ignore(conn, t.prompt_versions, self.prompts, columns=_PROMPT_COLUMNS)

@@ -33,7 +33,7 @@ from .dialect import upsert_add
 __all__ = [
     "DAY_US",
     "HOUR_US",
-    "Totals",
+    "add_generations",
     "bin_middle",
     "latency_bin",
     "latency_bin_sql",
@@ -141,62 +141,37 @@ _HOURLY = (
 )
 
 
-def _hourly_zero() -> list[float]:
-    return [0] * len(_HOURLY)
-
-
-def _keys_zero() -> list[float]:
-    return [0, 0.0, 0]
-
-
-class Totals:
-    """What a set of ``generations`` rows adds to the rollups, until :meth:`write` writes it.
-
-    Built by the writer from the rows a transaction inserts (those of every request committed
-    together), and written as three statements for all of them.
-    """
-
-    __slots__ = ("hourly", "keys", "latency")
-
-    def __init__(self) -> None:
-        self.hourly: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_hourly_zero)
-        self.latency: defaultdict[tuple[Any, ...], int] = defaultdict(int)
-        self.keys: defaultdict[tuple[Any, ...], list[float]] = defaultdict(_keys_zero)
-
-    @classmethod
-    def of(cls, rows: Iterable[Sequence[Any]]) -> Totals:
-        """The totals of ``generations`` rows held as lists (in ``tables.GENERATION_COLUMNS`` order)."""
-        totals = cls()
-        hourly, latency, keys = totals.hourly, totals.latency, totals.keys
-        for r in rows:
-            pid, env, ts = r[_PROJECT], r[_ENVIRONMENT], r[_TS]
-            hour = ts - ts % HOUR_US
-            cost, hit = r[_COST], r[_CACHE_HIT]
-            h = hourly[(pid, env, hour, r[_MODEL])]
-            h[0] += 1
-            h[1] += r[_PROMPT_TOKENS]
-            h[2] += r[_COMPLETION_TOKENS]
-            h[3] += cost or 0.0
-            h[4] += r[_STATUS] == "error"
-            h[5] += bool(hit)
-            h[6] += r[_COST_SAVED] or 0.0
-            h[7] += cost is None
-            if not hit:  # an answer from the cache says nothing of the model's speed
-                latency[(pid, env, hour, "latency", latency_bin(r[_LATENCY]))] += 1
-                if r[_TTFT] is not None:
-                    latency[(pid, env, hour, "ttft", latency_bin(r[_TTFT]))] += 1
-            day = ts - ts % DAY_US
-            for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE])):
-                if key is not None:
-                    k = keys[(pid, env, day, kind, key)]
-                    k[0] += 1
-                    k[1] += cost or 0.0
-                    k[2] += r[_TOTAL_TOKENS]
-        return totals
-
-    def write(self, conn: Connection) -> None:
-        """Add these totals to the rollup tables (in the caller's transaction)."""
-        _flush(conn, self.hourly, self.latency, self.keys)
+def add_generations(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+    """Add newly inserted ``generations`` rows, held as lists (in ``tables.GENERATION_COLUMNS``
+    order), to the rollups (in the caller's transaction)."""
+    hourly: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
+    latency: dict[tuple[Any, ...], int] = defaultdict(int)
+    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    for r in rows:
+        pid, env, ts = r[_PROJECT], r[_ENVIRONMENT], r[_TS]
+        hour = ts - ts % HOUR_US
+        cost, hit = r[_COST], r[_CACHE_HIT]
+        h = hourly[(pid, env, hour, r[_MODEL])]
+        h[0] += 1
+        h[1] += r[_PROMPT_TOKENS]
+        h[2] += r[_COMPLETION_TOKENS]
+        h[3] += cost or 0.0
+        h[4] += r[_STATUS] == "error"
+        h[5] += bool(hit)
+        h[6] += r[_COST_SAVED] or 0.0
+        h[7] += cost is None
+        if not hit:  # an answer from the cache says nothing of the model's speed
+            latency[(pid, env, hour, "latency", latency_bin(r[_LATENCY]))] += 1
+            if r[_TTFT] is not None:
+                latency[(pid, env, hour, "ttft", latency_bin(r[_TTFT]))] += 1
+        day = ts - ts % DAY_US
+        for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE])):
+            if key is not None:
+                k = keys[(pid, env, day, kind, key)]
+                k[0] += 1
+                k[1] += cost or 0.0
+                k[2] += r[_TOTAL_TOKENS]
+    _flush(conn, hourly, latency, keys)
 
 
 def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: str | None) -> None:

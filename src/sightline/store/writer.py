@@ -49,9 +49,10 @@ class MergeableOp(WriteOp, Protocol):
     """A write operation that can take on the work of the one queued after it."""
 
     def merge(self, other: WriteOp) -> WriteOp | None:
-        """A new operation doing this one's work and then ``other``'s, or ``None`` when they cannot
-        be merged. The merged operation's ``apply`` answers a list: this one's answers (``size``
-        items) followed by ``other``'s."""
+        """An operation doing this one's work and then ``other``'s, or ``None`` when they cannot be
+        merged; neither is changed (an operation that a merge made may be extended in place). The
+        merged operation's ``apply`` answers a list: this one's answers (``size`` items) followed by
+        ``other``'s."""
 
 
 # Called by the writer thread once the op's transaction ended: (result, None) or (None, error).
@@ -212,12 +213,12 @@ def _merged(batch: list[_Item]) -> list[tuple[WriteOp, list[WriteOp]]]:
     runs: list[tuple[WriteOp, list[WriteOp]]] = []
     for op, _ in batch:
         merge = getattr(runs[-1][0], "merge", None) if runs else None
-        if merge is not None:
-            merged = merge(op)
-            if merged is not None:
-                runs[-1] = (merged, [*runs[-1][1], op])
-                continue
-        runs.append((op, [op]))
+        merged = merge(op) if merge is not None else None
+        if merged is not None:
+            runs[-1] = (merged, runs[-1][1])
+            runs[-1][1].append(op)
+        else:
+            runs.append((op, [op]))
     return runs
 
 
