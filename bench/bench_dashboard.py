@@ -68,7 +68,7 @@ def _templates() -> dict[str, list[tuple[str, dict[str, Any]]]]:
 def _rows(
     count: int, project_id: int, end_us: int, days: int, seed: int = 7
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
-    """Generation rows as ``store.records.generation_rows`` makes them, with metadata and feedback rows."""
+    """Generation rows (the columns ``records.generation_rows`` fills), with metadata and feedback rows."""
     rnd = random.Random(seed)
     templates = _templates()
     span = days * DAY_US

@@ -8,7 +8,9 @@ import orjson
 import pytest
 
 from sightline.schema import Generation
-from sightline.store.records import generation_json
+from sightline.store import tables as t
+from sightline.store.dialect import no_nul
+from sightline.store.records import PROMPT_COLUMNS, ROW_COLUMNS, Scope, generation_json, generation_rows
 
 RECORDS: list[dict[str, Any]] = [
     {"model": {"id": "gpt-4o"}},
@@ -39,8 +41,32 @@ RECORDS: list[dict[str, Any]] = [
 def test_the_body_is_what_pydantic_writes(index: int) -> None:
     gen = Generation.model_validate(RECORDS[index])
     before = gen.model_dump()
-    expected = gen.model_dump_json(by_alias=True, exclude_none=True, exclude={"feedback"})
+    # pydantic's text, with escaped NUL made U+FFFD as in every stored body
+    expected = no_nul(gen.model_dump_json(by_alias=True, exclude_none=True, exclude={"feedback"}))
     written = generation_json(gen)
     assert orjson.loads(written) == orjson.loads(expected)
     assert list(orjson.loads(written)) == list(orjson.loads(expected))  # the same order of fields
     assert gen.model_dump() == before  # the record itself is left as it was
+
+
+def test_rows_are_in_the_order_of_the_tables_columns() -> None:
+    assert ROW_COLUMNS == t.GENERATION_COLUMNS
+    assert set(PROMPT_COLUMNS) == set(t.prompt_versions.c.keys())
+    gen = Generation.model_validate(RECORDS[1])
+    row, prompt = generation_rows(gen, Scope(7, "dev"))
+    named = dict(zip(ROW_COLUMNS, row, strict=True))
+    assert named["project_id"] == 7 and named["environment"] == "dev"
+    assert named["model_id"] == "m" and named["provider"] == "openai"
+    assert named["run_id"] == "r" and named["chat_id"] == "c" and named["step_index"] == 0
+    assert named["template_name"] == "t" and named["error_type"] == "RateLimitError"
+    assert named["cache_hit"] is True and named["cost"] == 0.0 and named["total_tokens"] == 3
+    assert orjson.loads(named["body"])["id"] == named["id"] == "01a1fcb0-1b3b-7e51-ba51-58606c072d72"
+    assert prompt is not None
+    assert dict(zip(PROMPT_COLUMNS, prompt, strict=True))["name"] == "t"
+
+
+def test_escaped_nul_is_stored_as_the_replacement_character() -> None:
+    row, _ = generation_rows(Generation.model_validate(RECORDS[2]), Scope(1, "prod"))
+    body = row[t.GENERATION_AT["body"]]
+    assert "\\u0000" not in body
+    assert orjson.loads(body)["output"]["content"] == "nul\ufffd é ☃ \U0001f600"

@@ -11,24 +11,25 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Connection, Table
 
-__all__ = ["RawJson", "advance_sequences", "insert_ignore", "json_text", "select_in", "upsert", "upsert_add"]
-
-
-class RawJson(str):
-    """JSON already serialised (e.g. by pydantic in Rust): stored as it is, not encoded again."""
+__all__ = [
+    "advance_sequences",
+    "insert_ignore",
+    "json_text",
+    "no_nul",
+    "select_in",
+    "upsert",
+    "upsert_add",
+]
 
 
 def json_text(value: Any) -> str:
-    """The JSON text of a value for a JSON column (the engine's serializer, and the fast path below).
+    """The JSON text of a value for a JSON column: the engine's serializer, and how dict rows bind here."""
+    return no_nul(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
 
-    An escaped NUL character becomes U+FFFD: PostgreSQL's JSONB refuses NUL, and a record must not be
-    lost for one stray control character in a model's output.
-    """
-    text = (
-        str(value)
-        if isinstance(value, RawJson)
-        else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    )
+
+def no_nul(text: str) -> str:
+    """JSON text with each escaped NUL character made U+FFFD: PostgreSQL's JSONB refuses NUL, and a
+    record must not be lost for one stray control character in a model's output."""
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 

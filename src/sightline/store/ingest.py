@@ -8,7 +8,6 @@ A run owns its ``userId`` and metadata: they are copied onto every generation of
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,15 +17,14 @@ from sqlalchemy import Connection, and_, select, update
 from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run
 from . import tables as t
-from .dialect import insert_ignore, json_text, select_in, upsert
-from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
+from .dialect import insert_ignore, select_in, upsert
+from .records import PROMPT_COLUMNS, Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
 from .writer import WriteOp
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 
 _CHUNK = 500  # ids per IN (...) list
-_PROMPT_COLUMNS = ("project_id", "name", "version", "created_us", "body")
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -36,11 +34,11 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 @dataclass(slots=True)
 class PreparedGeneration:
-    row: dict[str, Any]
-    meta: dict[str, Any]
-    prompt: dict[str, Any] | None
+    row: list[Any]  # in tables.GENERATION_COLUMNS order (records.generation_rows)
+    meta: dict[str, Any] | None  # the custom metadata of a generation in a run: the run's joins in later
+    prompt: tuple[Any, ...] | None  # in records.PROMPT_COLUMNS order
     feedback: dict[str, Any] | None
-    meta_rows: list[tuple[Any, ...]]  # of a generation outside a run (a run's metadata joins in later)
+    meta_rows: list[tuple[Any, ...]]  # of a generation outside a run
 
 
 def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
@@ -52,10 +50,13 @@ def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
             field="metadata.userId",
         )
     row, prompt = generation_rows(gen, scope)
-    meta = {k: v for k, v in gen.metadata.items() if k != "userId"}
     fb = feedback_row(gen.feedback, gen.id, scope.project_id) if gen.feedback is not None else None
-    meta_rows = metadata_rows(gen.id, scope.project_id, row["ts_us"], meta) if gen.run_id is None else []
-    return PreparedGeneration(row, meta, prompt, fb, meta_rows)
+    meta = gen.metadata
+    if "userId" in meta:
+        meta = {k: v for k, v in meta.items() if k != "userId"}
+    if gen.run_id is not None:
+        return PreparedGeneration(row, meta, prompt, fb, [])
+    return PreparedGeneration(row, None, prompt, fb, metadata_rows(gen.id, scope.project_id, row[_TS], meta))
 
 
 def _existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -112,9 +113,7 @@ def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[An
     return latest
 
 
-_row_values = operator.itemgetter(*t.GENERATION_COLUMNS)
-_prompt_values = operator.itemgetter(*_PROMPT_COLUMNS)
-_ID, _TS, _USER, _RUN, _BODY = (t.GENERATION_AT[c] for c in ("id", "ts_us", "user_id", "run_id", "body"))
+_ID, _TS, _USER, _RUN = (t.GENERATION_AT[c] for c in ("id", "ts_us", "user_id", "run_id"))
 _FEEDBACK = tuple(t.GENERATION_AT[c] for c in ("feedback_rating", "feedback_score", "feedback_thumbs"))
 # What InsertGenerations holds per generation (lists that a merge joins).
 _PER_GENERATION = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
@@ -156,16 +155,14 @@ class InsertGenerations:
         self.meta_rows: list[tuple[Any, ...]] = []  # of the generations outside runs
         prompts: dict[tuple[str, str], tuple[Any, ...]] = {}
         for p in items:
-            row = list(_row_values(p.row))
-            row[_BODY] = json_text(row[_BODY])
-            self.rows.append(row)
-            self.meta.append(p.meta if row[_RUN] else None)
+            self.rows.append(p.row)
+            self.meta.append(p.meta)
             self.feedback.append(p.feedback)
             self.meta_counts.append(len(p.meta_rows))
             self.meta_rows.extend(p.meta_rows)
             if p.prompt is not None:
-                prompts[(p.prompt["name"], p.prompt["version"])] = _prompt_values(p.prompt)
-        self.prompts = [(*values[:-1], json_text(values[-1])) for values in prompts.values()]
+                prompts[p.prompt[1:3]] = p.prompt
+        self.prompts = list(prompts.values())
         self.size = len(self.rows)
         self._merged = False  # made by merge, and so the writer's own
 
@@ -254,7 +251,7 @@ class InsertGenerations:
         add_generations(conn, rows)
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
-        insert_ignore(conn, t.prompt_versions, self.prompts, columns=_PROMPT_COLUMNS)
+        insert_ignore(conn, t.prompt_versions, self.prompts, columns=PROMPT_COLUMNS)
         if changed:
             upsert(conn, t.runs, list(changed.values()), update=["body"])
             for run in changed.values():
