@@ -125,10 +125,16 @@ def upsert(
     _on_conflict(conn, table, rows, {c: f'excluded."{c}"' for c in update}, columns)
 
 
-def upsert_add(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], add: Sequence[str]) -> None:
-    """Insert ``rows`` (all with the same keys, no two with the same primary key); where the
-    primary key exists, add their ``add`` columns."""
-    _on_conflict(conn, table, rows, {c: f'"{table.name}"."{c}" + excluded."{c}"' for c in add})
+def upsert_add(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    add: Sequence[str],
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (dicts, or sequences in the order of ``columns``; no two with the same primary
+    key); where the primary key exists, add their ``add`` columns."""
+    _on_conflict(conn, table, rows, {c: f'"{table.name}"."{c}" + excluded."{c}"' for c in add}, columns)
 
 
 def _on_conflict(

@@ -21,8 +21,7 @@ the analytics queries: only the ragged edges are scanned.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, case, literal
@@ -141,100 +140,87 @@ _HOURLY = (
 )
 
 
-def add_generations(conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-    """Add newly inserted ``generations`` rows, held as lists (in ``tables.GENERATION_COLUMNS``
-    order), to the rollups (in the caller's transaction)."""
-    hourly: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0] * len(_HOURLY))
-    latency: dict[tuple[Any, ...], int] = defaultdict(int)
-    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+def add_generations(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Add newly inserted ``generations`` rows of one project and environment, held as lists (in
+    ``tables.GENERATION_COLUMNS`` order), to the rollups (in the caller's transaction).
+
+    The writer calls this for every batch it inserts: the totals are summed in plain dicts keyed by
+    short tuples, and written as tuples in the tables' column order.
+    """
+    if not rows:
+        return
+    project, environment = rows[0][_PROJECT], rows[0][_ENVIRONMENT]
+    hourly: dict[tuple[int, str], list[Any]] = {}
+    latency: dict[tuple[int, str, int], int] = {}
+    keys: dict[tuple[int, str, str], list[Any]] = {}
     for r in rows:
-        pid, env, ts = r[_PROJECT], r[_ENVIRONMENT], r[_TS]
+        ts, cost, hit, tokens = r[_TS], r[_COST], r[_CACHE_HIT], r[_TOTAL_TOKENS]
         hour = ts - ts % HOUR_US
-        cost, hit = r[_COST], r[_CACHE_HIT]
-        h = hourly[(pid, env, hour, r[_MODEL])]
+        h = hourly.get((hour, r[_MODEL]))
+        if h is None:
+            h = hourly[(hour, r[_MODEL])] = [0, 0, 0, 0.0, 0, 0, 0.0, 0]
         h[0] += 1
         h[1] += r[_PROMPT_TOKENS]
         h[2] += r[_COMPLETION_TOKENS]
-        h[3] += cost or 0.0
-        h[4] += r[_STATUS] == "error"
-        h[5] += bool(hit)
+        if cost is None:
+            h[7] += 1
+        else:
+            h[3] += cost
+        if r[_STATUS] == "error":
+            h[4] += 1
         h[6] += r[_COST_SAVED] or 0.0
-        h[7] += cost is None
-        if not hit:  # an answer from the cache says nothing of the model's speed
-            latency[(pid, env, hour, "latency", latency_bin(r[_LATENCY]))] += 1
+        if hit:
+            h[5] += 1
+        else:  # an answer from the cache says nothing of the model's speed
+            at = (hour, "latency", latency_bin(r[_LATENCY]))
+            latency[at] = latency.get(at, 0) + 1
             if r[_TTFT] is not None:
-                latency[(pid, env, hour, "ttft", latency_bin(r[_TTFT]))] += 1
+                at = (hour, "ttft", latency_bin(r[_TTFT]))
+                latency[at] = latency.get(at, 0) + 1
         day = ts - ts % DAY_US
         for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE])):
             if key is not None:
-                k = keys[(pid, env, day, kind, key)]
-                k[0] += 1
-                k[1] += cost or 0.0
-                k[2] += r[_TOTAL_TOKENS]
-    _flush(conn, hourly, latency, keys)
+                k = keys.get((day, kind, key))
+                if k is None:
+                    keys[(day, kind, key)] = [1, cost or 0.0, tokens]
+                else:
+                    k[0] += 1
+                    k[1] += cost or 0.0
+                    k[2] += tokens
+    hours = [(project, environment, *key, *totals) for key, totals in hourly.items()]
+    upsert_add(conn, t.rollup_hourly, hours, _HOURLY, _HOURLY_COLUMNS)
+    bins = [(project, environment, *key, n) for key, n in latency.items()]
+    upsert_add(conn, t.rollup_latency, bins, ("count",), _LATENCY_COLUMNS)
+    _add_keys(conn, project, environment, keys)
 
 
 def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: str | None) -> None:
-    """Move the per-user totals of ``rows`` (generations as they were) to ``new_user``."""
-    keys: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    """Move the per-user totals of ``rows`` (generations of one project and environment, as they
+    were) to ``new_user``."""
+    keys: dict[tuple[int, str, str], list[Any]] = {}
     for r in rows:
         if r["user_id"] == new_user:
             continue
         day = r["ts_us"] - r["ts_us"] % DAY_US
         for user, sign in ((r["user_id"], -1), (new_user, 1)):
             if user is not None:
-                k = keys[(r["project_id"], r["environment"], day, "user", user)]
+                k = keys.setdefault((day, "user", user), [0, 0.0, 0])
                 k[0] += sign
                 k[1] += sign * (r["cost"] or 0.0)
                 k[2] += sign * r["total_tokens"]
-    _flush(conn, {}, {}, keys)
+    if keys:
+        _add_keys(conn, rows[0]["project_id"], rows[0]["environment"], keys)
 
 
-def _flush(
-    conn: Connection,
-    hourly: Mapping[tuple[Any, ...], list[float]],
-    latency: Mapping[tuple[Any, ...], int],
-    keys: Mapping[tuple[Any, ...], list[float]],
+# The order of the rollup rows written as tuples.
+_HOURLY_COLUMNS = ("project_id", "environment", "hour_us", "model_id", *_HOURLY)
+_LATENCY_COLUMNS = ("project_id", "environment", "hour_us", "measure", "bin", "count")
+_KEY_TOTALS = ("requests", "cost", "tokens")
+_KEY_COLUMNS = ("project_id", "environment", "day_us", "kind", "key", *_KEY_TOTALS)
+
+
+def _add_keys(
+    conn: Connection, project: int, environment: str, keys: Mapping[tuple[int, str, str], list[Any]]
 ) -> None:
-    upsert_add(
-        conn,
-        t.rollup_hourly,
-        [
-            {
-                "project_id": p,
-                "environment": e,
-                "hour_us": h,
-                "model_id": m,
-                **dict(zip(_HOURLY, v, strict=True)),
-            }
-            for (p, e, h, m), v in hourly.items()
-        ],
-        _HOURLY,
-    )
-    upsert_add(
-        conn,
-        t.rollup_latency,
-        [
-            {"project_id": p, "environment": e, "hour_us": h, "measure": m, "bin": b, "count": n}
-            for (p, e, h, m, b), n in latency.items()
-        ],
-        ("count",),
-    )
-    upsert_add(
-        conn,
-        t.rollup_daily_keys,
-        [
-            {
-                "project_id": p,
-                "environment": e,
-                "day_us": d,
-                "kind": kind,
-                "key": key,
-                "requests": v[0],
-                "cost": v[1],
-                "tokens": v[2],
-            }
-            for (p, e, d, kind, key), v in keys.items()
-        ],
-        ("requests", "cost", "tokens"),
-    )
+    values = [(project, environment, *key, *totals) for key, totals in keys.items()]
+    upsert_add(conn, t.rollup_daily_keys, values, _KEY_TOTALS, _KEY_COLUMNS)
