@@ -195,12 +195,12 @@ def add_generations(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
 
 
 def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: str | None) -> None:
-    """Move the per-user totals of ``rows`` (generations of one project and environment, as they
-    were) to ``new_user``."""
-    keys: dict[tuple[int, str, str], list[Any]] = {}
+    """Move the per-user totals of ``rows`` (generations of one project, as they were) to ``new_user``."""
+    by_environment: dict[str, dict[tuple[int, str, str], list[Any]]] = {}
     for r in rows:
         if r["user_id"] == new_user:
             continue
+        keys = by_environment.setdefault(r["environment"], {})
         day = r["ts_us"] - r["ts_us"] % DAY_US
         for user, sign in ((r["user_id"], -1), (new_user, 1)):
             if user is not None:
@@ -208,8 +208,8 @@ def move_users(conn: Connection, rows: Sequence[Mapping[Any, Any]], new_user: st
                 k[0] += sign
                 k[1] += sign * (r["cost"] or 0.0)
                 k[2] += sign * r["total_tokens"]
-    if keys:
-        _add_keys(conn, rows[0]["project_id"], rows[0]["environment"], keys)
+    for environment, keys in by_environment.items():
+        _add_keys(conn, rows[0]["project_id"], environment, keys)
 
 
 # The order of the rollup rows written as tuples.
