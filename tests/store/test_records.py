@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ import pytest
 from sightline.schema import Generation
 from sightline.store import tables as t
 from sightline.store.dialect import no_nul
-from sightline.store.records import PROMPT_COLUMNS, ROW_COLUMNS, Scope, generation_json, generation_rows
+from sightline.store.records import Scope, generation_json, generation_rows, to_us
 
 RECORDS: list[dict[str, Any]] = [
     {"model": {"id": "gpt-4o"}},
@@ -50,19 +51,31 @@ def test_the_body_is_what_pydantic_writes(index: int) -> None:
 
 
 def test_rows_are_in_the_order_of_the_tables_columns() -> None:
-    assert ROW_COLUMNS == t.GENERATION_COLUMNS
-    assert set(PROMPT_COLUMNS) == set(t.prompt_versions.c.keys())
     gen = Generation.model_validate(RECORDS[1])
     row, prompt = generation_rows(gen, Scope(7, "dev"))
-    named = dict(zip(ROW_COLUMNS, row, strict=True))
+    named = dict(zip(t.GENERATION_COLUMNS, row, strict=True))
     assert named["project_id"] == 7 and named["environment"] == "dev"
     assert named["model_id"] == "m" and named["provider"] == "openai"
     assert named["run_id"] == "r" and named["chat_id"] == "c" and named["step_index"] == 0
     assert named["template_name"] == "t" and named["error_type"] == "RateLimitError"
     assert named["cache_hit"] is True and named["cost"] == 0.0 and named["total_tokens"] == 3
+    assert named["ts_us"] == to_us(datetime(2025, 12, 31, 22, 0, 0, 500_000, tzinfo=UTC))
+    assert named["status"] == "error" and named["output_type"] == "text"
+    assert (named["prompt_tokens"], named["completion_tokens"], named["latency_ms"]) == (3, 0, 0.0)
+    assert len(named["template_version"]) == 12
+    unset = (
+        "user_id",
+        "session_id",
+        "cost_saved",
+        "ttft_ms",
+        "feedback_rating",
+        "feedback_score",
+        "feedback_thumbs",
+    )
+    assert [named[c] for c in unset] == [None] * len(unset)
     assert orjson.loads(named["body"])["id"] == named["id"] == "01a1fcb0-1b3b-7e51-ba51-58606c072d72"
     assert prompt is not None
-    assert dict(zip(PROMPT_COLUMNS, prompt, strict=True))["name"] == "t"
+    assert dict(zip(t.PROMPT_COLUMNS, prompt, strict=True))["name"] == "t"
 
 
 def test_escaped_nul_is_stored_as_the_replacement_character() -> None:

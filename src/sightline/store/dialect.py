@@ -21,6 +21,10 @@ __all__ = [
     "upsert_add",
 ]
 
+# Rows to insert: dicts (all with the same keys), or sequences of values in the order of a ``columns``
+# argument whose JSON columns hold their JSON text already (see :func:`_execute_values`).
+Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
+
 
 def json_text(value: Any) -> str:
     """The JSON text of a value for a JSON column: the engine's serializer, and how dict rows bind here."""
@@ -43,7 +47,7 @@ def _max_params(conn: Connection) -> int:
 def _execute_values(
     conn: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    rows: Rows,
     tail: str,
     returning: str | None = None,
     columns: Sequence[str] | None = None,
@@ -92,7 +96,7 @@ def _execute_values(
 def insert_ignore(
     conn: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    rows: Rows,
     returning: str | None = None,
     columns: Sequence[str] | None = None,
 ) -> set[Any] | None:
@@ -116,7 +120,7 @@ def insert_ignore(
 def upsert(
     conn: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    rows: Rows,
     update: Sequence[str],
     columns: Sequence[str] | None = None,
 ) -> None:
@@ -128,7 +132,7 @@ def upsert(
 def upsert_add(
     conn: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    rows: Rows,
     add: Sequence[str],
     columns: Sequence[str] | None = None,
 ) -> None:
@@ -140,7 +144,7 @@ def upsert_add(
 def _on_conflict(
     conn: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    rows: Rows,
     sets: dict[str, str],
     columns: Sequence[str] | None = None,
 ) -> None:

@@ -18,7 +18,7 @@ from ..errors import InvalidInput
 from ..schema import Feedback, Generation, Run
 from . import tables as t
 from .dialect import insert_ignore, select_in, upsert
-from .records import PROMPT_COLUMNS, Scope, feedback_row, generation_rows, metadata_rows, run_row
+from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
 from .writer import WriteOp
 
@@ -36,7 +36,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 class PreparedGeneration:
     row: list[Any]  # in tables.GENERATION_COLUMNS order (records.generation_rows)
     meta: dict[str, Any] | None  # the custom metadata of a generation in a run: the run's joins in later
-    prompt: tuple[Any, ...] | None  # in records.PROMPT_COLUMNS order
+    prompt: tuple[Any, ...] | None  # in tables.PROMPT_COLUMNS order
     feedback: dict[str, Any] | None
     meta_rows: list[tuple[Any, ...]]  # of a generation outside a run
 
@@ -251,7 +251,7 @@ class InsertGenerations:
         add_generations(conn, rows)
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
-        insert_ignore(conn, t.prompt_versions, self.prompts, columns=PROMPT_COLUMNS)
+        insert_ignore(conn, t.prompt_versions, self.prompts, columns=t.PROMPT_COLUMNS)
         if changed:
             upsert(conn, t.runs, list(changed.values()), update=["body"])
             for run in changed.values():

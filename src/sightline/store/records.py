@@ -17,8 +17,6 @@ from .dialect import no_nul
 from .pricing import price
 
 __all__ = [
-    "PROMPT_COLUMNS",
-    "ROW_COLUMNS",
     "Scope",
     "feedback_row",
     "from_us",
@@ -85,7 +83,7 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[list[Any], tuple[Any
     """The ``generations`` row of a record (priced when it came without a cost), and its prompt version.
 
     The row is a list in the table's column order (``tables.GENERATION_COLUMNS``) with the body as
-    JSON text, and the prompt version a tuple in ``PROMPT_COLUMNS`` order: what the insert statements
+    JSON text, and the prompt version a tuple in ``tables.PROMPT_COLUMNS`` order: what the insert statements
     take, and what pickles cheaply to a writer process. Lists, not dicts, because ingest makes tens of
     thousands a second. The record is completed in place (cost, template version) and serialised once
     into the body; feedback is stored apart and left out. The latest feedback's columns stay empty:
@@ -170,41 +168,6 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[list[Any], tuple[Any
         generation_json(gen),
     ]
     return row, prompt
-
-
-# The columns of the row generation_rows makes, in its order (a test checks it is the table's), and of
-# its prompt version.
-ROW_COLUMNS = (
-    "id",
-    "project_id",
-    "environment",
-    "ts_us",
-    "model_id",
-    "provider",
-    "user_id",
-    "session_id",
-    "run_id",
-    "chat_id",
-    "step_index",
-    "template_name",
-    "template_version",
-    "status",
-    "error_type",
-    "cache_hit",
-    "output_type",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost",
-    "cost_saved",
-    "latency_ms",
-    "ttft_ms",
-    "feedback_rating",
-    "feedback_score",
-    "feedback_thumbs",
-    "body",
-)
-PROMPT_COLUMNS = ("project_id", "name", "version", "created_us", "body")
 
 
 def _given(part: Mapping[str, Any], nested: str | None = None) -> Mapping[str, Any]:

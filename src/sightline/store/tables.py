@@ -36,6 +36,7 @@ __all__ = [
     "GENERATION_AT",
     "GENERATION_COLUMNS",
     "METADATA_COLUMNS",
+    "PROMPT_COLUMNS",
     "api_keys",
     "environments",
     "feedback",
@@ -185,7 +186,7 @@ generation_metadata = Table(
 )
 
 # The order of a generation_metadata row held as a tuple (records.metadata_rows).
-METADATA_COLUMNS: tuple[str, ...] = ("generation_id", "key", "project_id", "value", "ts_us")
+METADATA_COLUMNS: tuple[str, ...] = tuple(generation_metadata.c.keys())
 
 runs = Table(
     "runs",
@@ -232,6 +233,9 @@ prompt_versions = Table(
     # {"chat": [...]} or {"text": "..."}: the template without its parameters.
     Column("body", Json, nullable=False),
 )
+
+# The order of a prompt_versions row held as a tuple (records.generation_rows).
+PROMPT_COLUMNS: tuple[str, ...] = tuple(prompt_versions.c.keys())
 
 
 # --- Gateway (migration 0002): upstream providers, per-project gateway settings, response cache ---
