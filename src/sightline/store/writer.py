@@ -68,6 +68,30 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
             future.set_result(result)
 
 
+class _LoopSettler:
+    """Settles asyncio futures of one event loop from other threads, waking the loop once for all the
+    answers that arrive together (a commit answers many writes) rather than once each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._ready: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._ready.append((future, result, error))
+            if len(self._ready) > 1:
+                return  # the loop is woken already
+        with contextlib.suppress(RuntimeError):  # the loop closed while this was queued: nobody waits
+            self.loop.call_soon_threadsafe(self._settle_ready)
+
+    def _settle_ready(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for future, result, error in ready:
+            _settle(future, result, error)
+
+
 def _settle_concurrent(future: Future[Any], result: Any, error: BaseException | None) -> None:
     if not future.cancelled():
         if error is not None:
@@ -81,6 +105,7 @@ class QueuedWriter(ABC):
     process: ``writer_process.ProcessWriter``)."""
 
     commits: int  # transactions committed so far
+    _settler: _LoopSettler | None = None
 
     @abstractmethod
     def start(self) -> None: ...
@@ -107,17 +132,15 @@ class QueuedWriter(ABC):
     async def write(self, op: WriteOp) -> Any:
         """Queue ``op`` and wait (without blocking the event loop) until it is committed.
 
-        Settles an asyncio future straight from the writer's thread: cheaper per request than a
+        Settles an asyncio future from the writer's thread: cheaper per request than a
         ``concurrent.futures.Future`` (a lock and a condition each) wrapped for asyncio.
         """
         loop = asyncio.get_running_loop()
+        settler = self._settler
+        if settler is None or settler.loop is not loop:
+            settler = self._settler = _LoopSettler(loop)
         future: asyncio.Future[Any] = loop.create_future()
-
-        def resolve(result: Any, error: BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed while this was queued: nobody waits
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
-        self.put(op, resolve)
+        self.put(op, functools.partial(settler, future))
         return await future
 
     def write_sync(self, op: WriteOp, timeout: float | None = None) -> Any:

@@ -7,10 +7,13 @@ group commit, behind the same interface, in a child process with an interpreter 
 reading and validating requests and writing them to the database run side by side.
 
 Each operation is pickled on the thread that submits it (a pickle made while another thread wants
-the GIL takes ten times as long) and sent, with whatever else is queued, over a pipe. The child has
-one thread: it takes every message waiting, applies them in one transaction (merging inserts as the
-thread writer does), and sends back each operation's answer or error once that transaction has
-committed. A request is still acknowledged only after commit.
+the GIL takes ten times as long) and sent over a socket, by that thread when the socket takes the
+whole message at once (nearly always), else by a sender thread that waits for room: an event loop
+never blocks on the writer, and waking another thread, which must then take the GIL from the busy
+event loop, is not paid on every write. The child has one thread: it takes every message waiting,
+applies them in one transaction (merging inserts as the thread writer does), and sends back each
+operation's answer or error once that transaction has committed. A request is still acknowledged
+only after commit.
 
 If the child dies, every operation waiting on it fails with :class:`~sightline.errors.Unavailable`
 (none of them was acknowledged) and the next write starts a new child. The child ignores Ctrl-C (a
@@ -25,10 +28,11 @@ import itertools
 import logging
 import multiprocessing
 import pickle
-import queue
 import signal
+import socket
+import struct
 import threading
-from multiprocessing.connection import Connection as Pipe
+from collections import deque
 from typing import Any
 
 from .. import gc_tuning
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _STOP = b""  # from the server: commit what was sent, then end
+_LENGTH = struct.Struct("<Q")  # each message on the socket: its length, then its bytes
+_RECEIVE = 1 << 20
 _STOPPED = "the database writer stopped; this write was not committed"
 
 
@@ -86,7 +92,7 @@ class ProcessWriter(QueuedWriter):
             child = self._child
             assert child is not None
         self._pending[seq] = resolve
-        child.outbox.put(message)
+        child.send(seq, message)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then end the child (waiting at most ``timeout`` seconds)."""
@@ -102,20 +108,24 @@ class ProcessWriter(QueuedWriter):
 
 
 class _Child:
-    """One writer process, and the two threads of the server that talk to it over a pipe."""
+    """One writer process, and the server's side of the socket to it (with a thread that receives
+    the answers, and one that sends what the socket could not take at once)."""
 
     def __init__(self, owner: ProcessWriter) -> None:
         self._owner = owner
-        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._socket, theirs = socket.socketpair()
+        self._lock = threading.Condition(threading.Lock())
+        self._unsent: list[bytes] = []  # for the sender thread, in order
+        self._sending = False  # the sender thread is writing: later messages queue behind it
+        self._closed = False
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or sockets copied
-        self._pipe, theirs = context.Pipe()
         self._process = context.Process(
             target=_serve, args=(owner._url, owner._max_batch, theirs), name="sightline-writer", daemon=True
         )
         self._process.start()
         theirs.close()
         self._threads = [
-            threading.Thread(target=self._send, name="sightline-writer-send", daemon=True),
+            threading.Thread(target=self._send_unsent, name="sightline-writer-send", daemon=True),
             threading.Thread(target=self._receive, name="sightline-writer-receive", daemon=True),
         ]
         for thread in self._threads:
@@ -128,9 +138,34 @@ class _Child:
     def running(self) -> bool:
         return all(thread.is_alive() for thread in self._threads)
 
+    def send(self, seq: int, message: bytes) -> None:
+        """Send operation ``seq``'s ``message`` from the calling thread if the socket takes all of it
+        now; else queue it for the sender thread. Never waits for the child."""
+        data = _LENGTH.pack(len(message)) + message
+        with self._lock:
+            if self._closed:
+                self._owner._settle(seq, None, Unavailable(_STOPPED))
+                return
+            if not self._sending and not self._unsent:
+                try:
+                    sent = self._socket.send(data, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:  # the child is gone: the receiver fails what waits
+                    return
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            self._unsent.append(data)
+            self._lock.notify()
+
     def close(self, timeout: float) -> None:
-        """Ask the child to commit what it was sent and end; wait for it, its threads, then the pipe."""
-        self.outbox.put(None)
+        """Ask the child to commit what it was sent and end; wait for it, its threads, then the socket."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._unsent.append(_LENGTH.pack(len(_STOP)))
+                self._lock.notify()
         for thread in self._threads:
             thread.join(timeout)
         self._process.join(timeout)
@@ -138,53 +173,42 @@ class _Child:
             log.error("writer process did not end within %.1fs; %d writes left", timeout, self._owner.depth())
             self._process.kill()
             self._process.join(timeout)
-        self._pipe.close()
-        self._fail_unsent()
+        self._socket.close()
 
-    def _fail_unsent(self) -> None:
-        """Fail what was queued for this child but never reached it."""
+    def _send_unsent(self) -> None:
+        """Send, in order and waiting for room, what :meth:`send` could not; end once closed and all sent."""
         while True:
-            try:
-                message = self.outbox.get_nowait()
-            except queue.Empty:
-                return
-            if message is not None:
-                seq, _ = pickle.loads(message)
-                self._owner._settle(seq, None, Unavailable(_STOPPED))
-
-    def _send(self) -> None:
-        """Hand queued operations to the child, all that wait in one message."""
-        outbox = self.outbox
-        while True:
-            batch = [outbox.get()]
-            while len(batch) < 10_000:
-                try:
-                    batch.append(outbox.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in batch
-            try:
-                messages = [m for m in batch if m is not None]
-                if messages:
-                    self._pipe.send_bytes(b"".join(messages))
-                if stop:
-                    self._pipe.send_bytes(_STOP)
+            with self._lock:
+                self._sending = False
+                while not self._unsent and not self._closed:
+                    self._lock.wait()
+                if not self._unsent:
                     return
-            except (OSError, ValueError):  # the child is gone: the receiver fails what waits
+                data, self._sending = b"".join(self._unsent), True
+                self._unsent.clear()
+            try:
+                self._socket.sendall(data)
+            except OSError:  # the child is gone: the receiver fails what waits
+                with self._lock:
+                    self._closed = True
                 return
 
     def _receive(self) -> None:
         """Answer each operation as the child reports its commit; fail what waits when the child ends."""
         owner = self._owner
+        messages = _Messages(self._socket)
         try:
             while True:
-                commits, answers = pickle.loads(self._pipe.recv_bytes())
-                owner.commits = commits
-                for seq, result, error in answers:
-                    owner._settle(seq, result, error)
+                for message in messages.read(wait=True):
+                    commits, answers = pickle.loads(message)
+                    owner.commits = commits
+                    for seq, result, error in answers:
+                        owner._settle(seq, result, error)
         except (EOFError, OSError):
             pass
-        self.outbox.put(None)  # ends the sender
+        with self._lock:
+            self._closed = True  # ends the sender
+            self._lock.notify()
         # Whatever still waits was not committed by this child (or never reached it): it was never
         # acknowledged. (A replacement child starts only once this thread has ended.)
         lost = list(owner._pending)
@@ -194,7 +218,46 @@ class _Child:
             owner._settle(seq, None, Unavailable(_STOPPED))
 
 
-def _serve(url: str, max_batch: int, pipe: Pipe) -> None:
+class _Messages:
+    """The messages arriving on a stream socket, each sent as its length and then its bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self._buffer = bytearray()
+        self._ended = False
+
+    def read(self, *, wait: bool) -> list[bytes]:
+        """Every whole message received so far; with ``wait``, at least one (blocking until then).
+        Raises EOFError once the other end has closed and every message was read."""
+        messages: list[bytes] = []
+        while not self._ended:
+            try:
+                data = self._socket.recv(_RECEIVE, socket.MSG_DONTWAIT if messages or not wait else 0)
+            except BlockingIOError:
+                return messages
+            if not data:
+                self._ended = True
+                break
+            self._buffer += data
+            messages += self._split()
+        if not messages:
+            raise EOFError
+        return messages
+
+    def _split(self) -> list[bytes]:
+        buffer, at, found = self._buffer, 0, []
+        while len(buffer) - at >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer, at)
+            end = at + _LENGTH.size + length
+            if len(buffer) < end:
+                break
+            found.append(bytes(buffer[at + _LENGTH.size : end]))
+            at = end
+        del buffer[:at]
+        return found
+
+
+def _serve(url: str, max_batch: int, sock: socket.socket) -> None:
     """The writer process: commit what the server sends, in batches, and answer after each commit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .database import Database  # imported here: that module imports this one
@@ -203,14 +266,18 @@ def _serve(url: str, max_batch: int, pipe: Pipe) -> None:
     gc_tuning.for_long_running_process()  # unpickling a batch makes tens of thousands of objects
     writer = db.writer  # a thread writer never started: its commit() runs on this one thread
     assert isinstance(writer, Writer)
+    messages = _Messages(sock)
+    waiting: deque[bytes] = deque()  # received, not yet applied (beyond one batch's worth)
     answers: list[tuple[int, Any, BaseException | None]] = []
     stop = False
     try:
         while not stop:
             batch: list[tuple[WriteOp, Resolve]] = []
             size = 0
-            while size < max_batch and (not batch or pipe.poll()):
-                message = pipe.recv_bytes()
+            while size < max_batch and (waiting or not batch or _more(messages, waiting)):
+                if not waiting:
+                    waiting.extend(messages.read(wait=True))
+                message = waiting.popleft()
                 if message == _STOP:
                     stop = True
                     break
@@ -221,13 +288,20 @@ def _serve(url: str, max_batch: int, pipe: Pipe) -> None:
                     size += op.size
             if batch:
                 writer.commit(batch)
-                pipe.send_bytes(_answers(writer.commits, answers))
+                data = _answers(writer.commits, answers)
+                sock.sendall(_LENGTH.pack(len(data)) + data)
                 answers.clear()
     except (EOFError, OSError):
         pass  # the server is gone: nobody waits for answers
     finally:
-        pipe.close()
+        sock.close()
         db.engine.dispose()
+
+
+def _more(messages: _Messages, waiting: deque[bytes]) -> bool:
+    """Whether more messages have arrived (taking them into ``waiting``)."""
+    waiting.extend(messages.read(wait=False))
+    return bool(waiting)
 
 
 def _answer_to(answers: list[tuple[int, Any, BaseException | None]], seq: int) -> Resolve:
