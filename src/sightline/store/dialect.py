@@ -202,6 +202,6 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any], *leading: Any) 
     cursor = _cursor(conn)
     try:
         cursor.execute(text, (*leading, *values))
-        return cursor.fetchall()
+        return list(cursor.fetchall())
     finally:
         cursor.close()
