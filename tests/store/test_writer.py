@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from sightline.errors import InvalidInput, Unavailable
 from sightline.ids import new_id
 from sightline.schema import Generation
-from sightline.store import Database, Scope, migrate
+from sightline.store import Database, Scope, migrate, writer_process
 from sightline.store import tables as t
 from sightline.store.ingest import InsertGenerations, PreparedGeneration, prepare_generation
 from sightline.store.writer_process import ProcessWriter
@@ -181,6 +181,39 @@ def test_when_the_writer_process_dies_waiting_writes_fail_and_the_next_one_start
     scope = Scope(1, "dev")
     assert writer.write_sync(InsertGenerations(scope, [_prepared(scope)]), timeout=20) == [True]
     assert writer.pid not in (None, first_pid)
+
+
+def test_writes_the_socket_cannot_take_at_once_are_sent_in_order_and_committed(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the writer process is busy, a socket with little room fills up: the sender thread then
+    sends what waits (the submitting thread never blocks), in order, and each write is committed."""
+    monkeypatch.setattr(writer_process, "_BUFFER", 4096)  # the kernel's least
+    database = Database(sqlite_url, writer_process=True)
+    migrate(database.engine)
+    database.start()
+    try:
+        scope = Scope(1, "dev")
+        gate = Gate(tmp_path)
+        held = database.writer.submit(gate)
+        assert gate.entered()
+        ids = [[new_id()[0] for _ in range(20)] for _ in range(30)]
+        started = time.monotonic()
+        futures = [
+            database.writer.submit(InsertGenerations(scope, [_prepared(scope, i) for i in batch]))
+            for batch in ids
+        ]
+        assert time.monotonic() - started < 5  # queued, not waiting for the held writer
+        gate.release()
+        assert held.result(20) == "gate"
+        assert [f.result(20) for f in futures] == [[True] * 20] * 30
+        # The same ids again, queued behind the first: each answered "already there".
+        again = database.writer.submit(InsertGenerations(scope, [_prepared(scope, i) for i in ids[0]]))
+        assert again.result(20) == [False] * 20
+        with database.engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(t.generations)) == 600
+    finally:
+        database.close()
 
 
 def test_stopping_commits_every_queued_write_first(process_db: Database) -> None:

@@ -23,6 +23,7 @@ what it was sent, or when the server's end of the pipe closes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -47,6 +48,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _STOP = b""  # from the server: commit what was sent, then end
 _LENGTH = struct.Struct("<Q")  # each message on the socket: its length, then its bytes
 _RECEIVE = 1 << 20
+_BUFFER = 4 << 20
 _STOPPED = "the database writer stopped; this write was not committed"
 
 
@@ -114,6 +116,9 @@ class _Child:
     def __init__(self, owner: ProcessWriter) -> None:
         self._owner = owner
         self._socket, theirs = socket.socketpair()
+        # Room for many batches on their way (the kernel may allow less: net.core.wmem_max), so that
+        # sends complete at once while the child is busy committing.
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BUFFER)
         self._lock = threading.Condition(threading.Lock())
         self._unsent: list[bytes] = []  # for the sender thread, in order
         self._sending = False  # the sender thread is writing: later messages queue behind it
@@ -143,21 +148,22 @@ class _Child:
         now; else queue it for the sender thread. Never waits for the child."""
         data = _LENGTH.pack(len(message)) + message
         with self._lock:
-            if self._closed:
-                self._owner._settle(seq, None, Unavailable(_STOPPED))
-                return
-            if not self._sending and not self._unsent:
-                try:
-                    sent = self._socket.send(data, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:  # the child is gone: the receiver fails what waits
-                    return
-                if sent == len(data):
-                    return
-                data = data[sent:]
-            self._unsent.append(data)
-            self._lock.notify()
+            closed = self._closed
+            if not closed:
+                if not self._sending and not self._unsent:
+                    try:
+                        sent = self._socket.send(data, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        sent = 0
+                    except OSError:  # the child is gone: the receiver fails what waits
+                        return
+                    if sent == len(data):
+                        return
+                    data = data[sent:]
+                self._unsent.append(data)
+                self._lock.notify()
+        if closed:  # answered outside the lock: an answer's callback may write again
+            self._owner._settle(seq, None, Unavailable(_STOPPED))
 
     def close(self, timeout: float) -> None:
         """Ask the child to commit what it was sent and end; wait for it, its threads, then the socket."""
@@ -251,7 +257,7 @@ class _Messages:
             end = at + _LENGTH.size + length
             if len(buffer) < end:
                 break
-            found.append(bytes(buffer[at + _LENGTH.size : end]))
+            found.append(bytes(memoryview(buffer)[at + _LENGTH.size : end]))
             at = end
         del buffer[:at]
         return found
@@ -299,8 +305,10 @@ def _serve(url: str, max_batch: int, sock: socket.socket) -> None:
 
 
 def _more(messages: _Messages, waiting: deque[bytes]) -> bool:
-    """Whether more messages have arrived (taking them into ``waiting``)."""
-    waiting.extend(messages.read(wait=False))
+    """Whether more messages have arrived (taking them into ``waiting``). At the end of the stream:
+    no (the batch taken so far is committed; the next read ends the process)."""
+    with contextlib.suppress(EOFError):
+        waiting.extend(messages.read(wait=False))
     return bool(waiting)
 
 
