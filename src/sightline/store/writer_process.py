@@ -18,13 +18,12 @@ only after commit.
 If the child dies, every operation waiting on it fails with :class:`~sightline.errors.Unavailable`
 (none of them was acknowledged) and the next write starts a new child. The child ignores Ctrl-C (a
 terminal sends it to the whole process group): it ends when the server tells it to, after committing
-what it was sent, or when the server's end of the pipe closes.
+what it was sent, or when the server's end of the socket closes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import logging
 import multiprocessing
@@ -50,6 +49,11 @@ _LENGTH = struct.Struct("<Q")  # each message on the socket: its length, then it
 _RECEIVE = 1 << 20
 _BUFFER = 4 << 20
 _STOPPED = "the database writer stopped; this write was not committed"
+
+
+def _framed(message: bytes) -> bytes:
+    """``message`` as it travels on the socket: its length, then its bytes (read by :class:`_Messages`)."""
+    return _LENGTH.pack(len(message)) + message
 
 
 class ProcessWriter(QueuedWriter):
@@ -146,7 +150,7 @@ class _Child:
     def send(self, seq: int, message: bytes) -> None:
         """Send operation ``seq``'s ``message`` from the calling thread if the socket takes all of it
         now; else queue it for the sender thread. Never waits for the child."""
-        data = _LENGTH.pack(len(message)) + message
+        data = _framed(message)
         with self._lock:
             closed = self._closed
             if not closed:
@@ -170,7 +174,7 @@ class _Child:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._unsent.append(_LENGTH.pack(len(_STOP)))
+                self._unsent.append(_framed(_STOP))
                 self._lock.notify()
         for thread in self._threads:
             thread.join(timeout)
@@ -287,15 +291,12 @@ def _serve(url: str, max_batch: int, sock: socket.socket) -> None:
                 if message == _STOP:
                     stop = True
                     break
-                stream = io.BytesIO(message)
-                while stream.tell() < len(message):
-                    seq, op = pickle.load(stream)
-                    batch.append((op, _answer_to(answers, seq)))
-                    size += op.size
+                seq, op = pickle.loads(message)  # one operation a message
+                batch.append((op, _answer_to(answers, seq)))
+                size += op.size
             if batch:
                 writer.commit(batch)
-                data = _answers(writer.commits, answers)
-                sock.sendall(_LENGTH.pack(len(data)) + data)
+                sock.sendall(_framed(_answers(writer.commits, answers)))
                 answers.clear()
     except (EOFError, OSError):
         pass  # the server is gone: nobody waits for answers
