@@ -19,7 +19,7 @@ def test_the_wal_stays_bounded_while_the_writer_is_busy(tmp_path: Path) -> None:
     wal = Path(f"{path}-wal")
     sizes = []
     try:
-        for batch in range(60):
+        for batch in range(120):
             items = [
                 prepare_generation(
                     Generation.model_validate(
@@ -38,5 +38,6 @@ def test_the_wal_stays_bounded_while_the_writer_is_busy(tmp_path: Path) -> None:
             sizes.append(wal.stat().st_size if wal.exists() else 0)
     finally:
         db.close()
-    # 12,000 generations of ~2 KB went through; the log is reset at each checkpoint instead of growing.
-    assert max(sizes) < 32 * 1024 * 1024, sizes
+    # 24,000 generations of ~2 KB went through, well over 100 MiB of log; the log is reset at each
+    # checkpoint (past 4,000 pages of 16 KiB) instead of growing.
+    assert max(sizes) < 80 * 1024 * 1024, sizes

@@ -129,11 +129,16 @@ class QueuedWriter(ABC):
         self.put(op, functools.partial(_settle_concurrent, future))
         return future
 
-    async def write(self, op: WriteOp) -> Any:
-        """Queue ``op`` and wait (without blocking the event loop) until it is committed.
+    def write(self, op: WriteOp) -> asyncio.Future[Any]:
+        """Queue ``op`` now; await the answer to wait (without blocking the event loop) until it is
+        committed.
 
-        Settles an asyncio future from the writer's thread: cheaper per request than a
-        ``concurrent.futures.Future`` (a lock and a condition each) wrapped for asyncio.
+        A plain function, not a coroutine: the operation is on its way before the caller's next
+        ``await``. (A coroutine handed to ``asyncio.gather`` would first be wrapped in a task that
+        starts on a later turn of the loop, after every request handler that is ready meanwhile:
+        on a busy server the writer then sat idle for several requests' validation.) The future is
+        settled from the writer's thread: cheaper per request than a ``concurrent.futures.Future``
+        (a lock and a condition each) wrapped for asyncio.
         """
         loop = asyncio.get_running_loop()
         settler = self._settler
@@ -141,7 +146,7 @@ class QueuedWriter(ABC):
             settler = self._settler = _LoopSettler(loop)
         future: asyncio.Future[Any] = loop.create_future()
         self.put(op, functools.partial(settler, future))
-        return await future
+        return future
 
     def write_sync(self, op: WriteOp, timeout: float | None = None) -> Any:
         return self.submit(op).result(timeout)

@@ -145,7 +145,7 @@ async def ingest(request: Request) -> JSON:
     if gens:
         ops.insert(0, (gen_indexes, InsertGenerations(scope, gens)))
     writer = request.app.state.db.writer
-    outcomes = await asyncio.gather(*(writer.write(op) for _, op in ops))
+    outcomes = await asyncio.gather(*[writer.write(op) for _, op in ops])
     for (indexes, op), outcome in zip(ops, outcomes, strict=True):
         if isinstance(op, InsertGenerations):
             for i, created in zip(indexes, outcome, strict=True):
