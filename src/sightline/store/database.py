@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from .dialect import json_text
@@ -56,6 +57,35 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
+_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use (and replace it if dead) when it sat unused for a while.
+
+    What ``pool_pre_ping`` does, but not for a connection that was in use a moment ago: the writer
+    takes one for each commit, and a ping each time, a round trip and a statement for the server,
+    cost a third of the database's work for single posts. A connection goes stale while idle (the
+    server restarted, a proxy dropped it); one that breaks while busy fails its writes, which the
+    writer then retries one by one on a new connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < _IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # noqa: BLE001 - any failure of the ping means the connection is gone
+            alive = False
+        if not alive:
+            raise exc.DisconnectionError("the pooled connection is gone")  # the pool connects anew
+
+
 class Database:
     """The engine of one database URL, and the writer that does all of its writes: a thread, or
     with ``writer_process`` a process of its own (see ``writer_process``)."""
@@ -76,10 +106,12 @@ class Database:
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=20)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            _ping_when_idle(self.engine)
         self.writer: QueuedWriter = (
             ProcessWriter(url, max_batch=write_batch_max)
             if writer_process and not in_memory  # another process cannot see this one's memory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import sqlite3
@@ -9,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import JSON, Connection, Table
 
 __all__ = [
@@ -77,9 +79,7 @@ def _execute_values(
                     one[i] = json_text(one[i])  # type: ignore[index]
     else:
         values = rows  # type: ignore[assignment]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(f'"{c}"' for c in columns)
-    one = "(" + ", ".join([mark] * len(columns)) + ")"
     per_statement = max(1, _max_params(conn) // len(columns))
     suffix = f'{tail} RETURNING "{returning}"' if returning else tail
     answered: list[Any] = []
@@ -88,8 +88,8 @@ def _execute_values(
         for start in range(0, len(values), per_statement):
             chunk = values[start : start + per_statement]
             params = tuple(itertools.chain.from_iterable(chunk))
-            sql = f'INSERT INTO "{table.name}" ({names}) VALUES {", ".join([one] * len(chunk))} {suffix}'
-            cursor.execute(sql, params)
+            marks = _marks(isinstance(cursor, psycopg.RawCursor), len(chunk), len(columns))
+            cursor.execute(f'INSERT INTO "{table.name}" ({names}) VALUES {marks} {suffix}', params)
             if returning:
                 answered.extend(r[0] for r in cursor.fetchall())
     finally:
@@ -102,8 +102,26 @@ def _cursor(conn: Connection) -> Any:
 
     The writer's statements go to it straight: SQLAlchemy's own execution (result objects, events,
     exception wrapping) costs about 25 µs a statement, as much as SQLite takes to run a small one.
+    On PostgreSQL it is psycopg's ``RawCursor``, which takes PostgreSQL's own ``$1`` placeholders
+    (:func:`_marks`) and sends the text as it is: psycopg's usual cursor rewrites each ``%s``
+    statement in Python, which for a statement of many rows (whose text is new whenever the row count
+    is) cost more than PostgreSQL took to run it.
     """
+    driver = conn.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        return psycopg.RawCursor(driver)
     return conn.connection.cursor()
+
+
+@functools.lru_cache(maxsize=64)
+def _marks(numbered: bool, rows: int, width: int) -> str:
+    """The placeholders of ``rows`` rows of ``width`` values: ``(?, ?), (?, ?)``, or ``numbered`` (for
+    psycopg's ``RawCursor``) ``($1, $2), ($3, $4)``."""
+    if not numbered:
+        one = "(" + ", ".join(["?"] * width) + ")"
+        return ", ".join([one] * rows)
+    numbers = iter(range(1, rows * width + 1))
+    return ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in range(rows))
 
 
 def insert_ignore(
@@ -190,18 +208,16 @@ def advance_sequences(conn: Connection, tables: Sequence[Table]) -> None:
         )
 
 
-def select_in(conn: Connection, sql: str, values: Sequence[Any], *leading: Any) -> list[Any]:
+def select_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Any]:
     """Rows of ``sql`` (a SELECT whose ``{in}`` is filled with one placeholder per value).
 
     Built as plain driver SQL: SQLAlchemy's expanding ``IN`` recompiles the statement for every
-    new list length, which cost more than the query itself on the ingest path. ``leading``
-    parameters come before the values (placeholders written in ``sql`` as ``{p}``).
+    new list length, which cost more than the query itself on the ingest path.
     """
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    text = sql.format(p=mark, **{"in": ", ".join([mark] * len(values))})
     cursor = _cursor(conn)
     try:
-        cursor.execute(text, (*leading, *values))
+        marks = _marks(isinstance(cursor, psycopg.RawCursor), 1, len(values))[1:-1]
+        cursor.execute(sql.format(**{"in": marks}), tuple(values))
         return list(cursor.fetchall())
     finally:
         cursor.close()
