@@ -7,10 +7,9 @@ import itertools
 import operator
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
-import psycopg
 from sqlalchemy import JSON, Connection, Table
 
 __all__ = [
@@ -83,12 +82,12 @@ def _execute_values(
     per_statement = max(1, _max_params(conn) // len(columns))
     suffix = f'{tail} RETURNING "{returning}"' if returning else tail
     answered: list[Any] = []
-    cursor = _cursor(conn)
+    cursor, numbered = _cursor(conn)
     try:
         for start in range(0, len(values), per_statement):
             chunk = values[start : start + per_statement]
             params = tuple(itertools.chain.from_iterable(chunk))
-            marks = _marks(isinstance(cursor, psycopg.RawCursor), len(chunk), len(columns))
+            marks = _marks(numbered, len(chunk), len(columns))
             cursor.execute(f'INSERT INTO "{table.name}" ({names}) VALUES {marks} {suffix}', params)
             if returning:
                 answered.extend(r[0] for r in cursor.fetchall())
@@ -97,8 +96,9 @@ def _execute_values(
     return answered
 
 
-def _cursor(conn: Connection) -> Any:
-    """A cursor of the driver's connection under ``conn`` (in ``conn``'s transaction).
+def _cursor(conn: Connection) -> tuple[Any, bool]:
+    """A cursor of the driver's connection under ``conn`` (in ``conn``'s transaction), and whether it
+    takes numbered placeholders (:func:`_marks`).
 
     The writer's statements go to it straight: SQLAlchemy's own execution (result objects, events,
     exception wrapping) costs about 25 µs a statement, as much as SQLite takes to run a small one.
@@ -107,10 +107,11 @@ def _cursor(conn: Connection) -> Any:
     statement in Python, which for a statement of many rows (whose text is new whenever the row count
     is) cost more than PostgreSQL took to run it.
     """
-    driver = conn.connection.driver_connection
-    if isinstance(driver, psycopg.Connection):
-        return psycopg.RawCursor(driver)
-    return conn.connection.cursor()
+    if conn.dialect.driver == "psycopg":
+        import psycopg  # here, not at the top: SQLite processes (the CLI, a writer) need not load it
+
+        return psycopg.RawCursor(cast("psycopg.Connection[Any]", conn.connection.driver_connection)), True
+    return conn.connection.cursor(), False
 
 
 @functools.lru_cache(maxsize=64)
@@ -214,9 +215,9 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Any]:
     Built as plain driver SQL: SQLAlchemy's expanding ``IN`` recompiles the statement for every
     new list length, which cost more than the query itself on the ingest path.
     """
-    cursor = _cursor(conn)
+    cursor, numbered = _cursor(conn)
     try:
-        marks = _marks(isinstance(cursor, psycopg.RawCursor), 1, len(values))[1:-1]
+        marks = _marks(numbered, 1, len(values))[1:-1]
         cursor.execute(sql.format(**{"in": marks}), tuple(values))
         return list(cursor.fetchall())
     finally:
