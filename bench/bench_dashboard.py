@@ -38,8 +38,8 @@ from sqlalchemy import func, select
 from sightline.settings import Settings
 from sightline.store import Database, migrate
 from sightline.store import tables as t
-from sightline.store.projects import create_key, create_user, ensure_project
-from sightline.store.records import iso, metadata_rows, template_version
+from sightline.store.access.projects import create_key, create_user, ensure_project
+from sightline.store.generations.records import iso, metadata_rows, template_version
 
 DAY_US = 86_400 * 1_000_000
 MODELS = [
@@ -239,7 +239,7 @@ async def _timed(call: Callable[[], Awaitable[httpx.Response]], repeat: int) -> 
 
 async def measure(database_url: str, repeat: int) -> list[tuple[str, float, str, float]]:
     from sightline.server.app import create_app
-    from sightline.store.generations import encode_cursor
+    from sightline.store.generations.queries import encode_cursor
 
     settings = Settings(database_url=database_url, environment="development")
     app = create_app(settings)

@@ -62,8 +62,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from sightline.store import Database, migrate  # noqa: E402
-from sightline.store.projects import create_key  # noqa: E402
-from sightline.store.providers import add_provider  # noqa: E402
+from sightline.store.access.projects import create_key  # noqa: E402
+from sightline.store.gateway.providers import add_provider  # noqa: E402
 
 SECRET = "bench-gateway-secret"
 BODY = orjson.dumps(

@@ -40,8 +40,8 @@ from bench.loadgen import request_bytes, run  # noqa: E402
 from sightline.ids import new_uuid  # noqa: E402
 from sightline.schema import Generation  # noqa: E402
 from sightline.store import Database, Scope, migrate  # noqa: E402
-from sightline.store.ingest import InsertGenerations, prepare_generation  # noqa: E402
-from sightline.store.projects import create_key  # noqa: E402
+from sightline.store.access.projects import create_key  # noqa: E402
+from sightline.store.generations.ingest import InsertGenerations, prepare_generation  # noqa: E402
 
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet-latest", "gemini-1.5-pro", "our-finetune"]
 TEMPLATES = ["summarize", "translate", "emoji", "classify", "answer", None]

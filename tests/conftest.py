@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from sightline.settings import Settings
 from sightline.store import Database, migrate
-from sightline.store.projects import create_key
+from sightline.store.access.projects import create_key
 
 PG_ADMIN_URL = os.environ.get(
     "SIGHTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

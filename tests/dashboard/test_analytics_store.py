@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sightline.store.analytics import (
+from sightline.store.generations.analytics import (
     distinct_models,
     latency_percentiles,
     prompt_usage,
@@ -17,7 +17,7 @@ from sightline.store.analytics import (
     usage_by_model,
     window,
 )
-from sightline.store.generations import parse_time
+from sightline.store.generations.queries import parse_time
 from tests.conftest import Api
 
 HOUR_US = 3600 * 1_000_000
@@ -47,7 +47,7 @@ async def send(api: Api, bodies: list[dict[str, Any]]) -> None:
 
 def project_id(api: Api) -> int:
     with api.db.read() as conn:
-        from sightline.store.projects import list_projects
+        from sightline.store.access.projects import list_projects
 
         return int(next(p["id"] for p in list_projects(conn) if p["name"] == "demo"))
 

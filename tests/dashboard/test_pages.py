@@ -12,7 +12,7 @@ import pytest
 from sightline.server.dashboard.generations import parse_filters
 from sightline.server.dashboard.prompts import diff
 from sightline.server.dashboard.render import local_path, safe_link
-from sightline.store.projects import create_user
+from sightline.store.access.projects import create_user
 from tests.conftest import Api
 
 sqlite_only = pytest.mark.parametrize("dialect", ["sqlite"])  # the pages' logic is the same on both

@@ -24,7 +24,7 @@ import pytest
 
 from sightline.settings import Settings
 from sightline.store import Database
-from sightline.store.projects import create_key
+from sightline.store.access.projects import create_key
 from tests.conftest import sightline_command, start_server, stop_server
 from tests.fake_openai import FakeOpenAI, serve
 from tests.gateway.upstream import FakeUpstream

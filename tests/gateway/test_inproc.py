@@ -14,8 +14,8 @@ import pytest
 
 from sightline.settings import Settings
 from sightline.store import Database
-from sightline.store.cache import PurgeExpired, StoreResponse, cached_response
-from sightline.store.projects import create_key
+from sightline.store.access.projects import create_key
+from sightline.store.gateway.cache import PurgeExpired, StoreResponse, cached_response
 from tests.gateway.conftest import SECRET, InProc, unique
 from tests.gateway.upstream import FakeUpstream
 

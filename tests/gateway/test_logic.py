@@ -25,7 +25,7 @@ from sightline.gateway.recorder import Recorder
 from sightline.gateway.upstream import Target
 from sightline.schema import Generation
 from sightline.store import Scope
-from sightline.store.writer import QueuedWriter
+from sightline.store.engine.writer import QueuedWriter
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2}
 

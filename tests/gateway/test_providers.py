@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sightline.errors import InvalidInput, NotFound, Unavailable
 from sightline.store import Database
 from sightline.store import tables as t
-from sightline.store.projects import ensure_project
-from sightline.store.providers import (
+from sightline.store.access.projects import ensure_project
+from sightline.store.gateway.providers import (
     add_provider,
     gateway_config,
     list_providers,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from sightline.store import tables as t
-from sightline.store.projects import find_key
+from sightline.store.access.projects import find_key
 from tests.conftest import stop_server
 from tests.fake_openai import FakeOpenAI
 from tests.gateway.conftest import GatewayServer, launch, unique, wait_for

@@ -126,7 +126,7 @@ async def test_missing_and_revoked_keys_are_401(api: Api) -> None:
     assert (await api.http.get("/api/generations", headers={"Authorization": ""})).status_code == 401
     r = await api.http.get("/api/generations", headers={"Authorization": "Bearer sl_nope"})
     assert r.status_code == 401 and _shape(r.json())["type"] == "authentication_error"
-    from sightline.store.projects import revoke_key
+    from sightline.store.access.projects import revoke_key
 
     key = api.new_key()
     assert (await api.http.get("/api/generations", headers=api.headers(key))).status_code == 200

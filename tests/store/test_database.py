@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sightline.schema import Generation
-from sightline.store import Database, Scope, database, migrate
-from sightline.store.ingest import InsertGenerations, prepare_generation
+from sightline.store import Database, Scope, migrate
+from sightline.store.engine import database
+from sightline.store.generations.ingest import InsertGenerations, prepare_generation
 from tests.conftest import PG_ADMIN_URL
 
 

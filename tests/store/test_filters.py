@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sightline.errors import InvalidInput
-from sightline.store.generations import GenerationFilter
+from sightline.store.generations.queries import GenerationFilter
 
 PARAMS = {
     "model.id": "gpt-4o",

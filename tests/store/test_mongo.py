@@ -21,7 +21,7 @@ from sightline.errors import InvalidInput
 from sightline.schema import Generation, Run
 from sightline.store import Database, Scope, migrate
 from sightline.store import tables as t
-from sightline.store.ingest import InsertGenerations, UpsertRun, prepare_generation
+from sightline.store.generations.ingest import InsertGenerations, UpsertRun, prepare_generation
 from sightline.store.mongo import aggregate, compile_aggregate, compile_filter, find
 
 PG_ADMIN_URL = os.environ.get(

@@ -10,8 +10,8 @@ import pytest
 
 from sightline.schema import Generation
 from sightline.store import tables as t
-from sightline.store.dialect import no_nul
-from sightline.store.records import Scope, generation_json, generation_rows, to_us
+from sightline.store.engine.dialect import no_nul
+from sightline.store.generations.records import Scope, generation_json, generation_rows, to_us
 
 RECORDS: list[dict[str, Any]] = [
     {"model": {"id": "gpt-4o"}},

@@ -13,9 +13,9 @@ from sqlalchemy import create_engine
 
 from sightline.schema import Generation, Run
 from sightline.store import Scope
-from sightline.store import analytics as a
-from sightline.store.ingest import InsertGenerations, UpsertRun, prepare_generation
-from sightline.store.records import to_us
+from sightline.store.generations import analytics as a
+from sightline.store.generations.ingest import InsertGenerations, UpsertRun, prepare_generation
+from sightline.store.generations.records import to_us
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SCOPE = Scope(1, "dev")

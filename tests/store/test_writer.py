@@ -18,10 +18,11 @@ from sqlalchemy import Connection, func, select
 from sightline.errors import InvalidInput, Unavailable
 from sightline.ids import new_id
 from sightline.schema import Generation
-from sightline.store import Database, Scope, migrate, writer_process
+from sightline.store import Database, Scope, migrate
 from sightline.store import tables as t
-from sightline.store.ingest import InsertGenerations, PreparedGeneration, prepare_generation
-from sightline.store.writer_process import ProcessWriter
+from sightline.store.engine import writer_process
+from sightline.store.engine.writer_process import ProcessWriter
+from sightline.store.generations.ingest import InsertGenerations, PreparedGeneration, prepare_generation
 
 
 def _wait_for(path: Path, seconds: float = 20) -> bool:

@@ -94,7 +94,7 @@ def token() -> None:
 @errors
 def token_create(project: str, environment: str, name: str | None, database_url: str | None) -> None:
     """Make an API key and print it once, alone on stdout (only its hash is stored)."""
-    from ..store.projects import create_key
+    from ..store.access.projects import create_key
 
     _, db = open_database(database_url)
     with db.transaction() as conn:
@@ -111,8 +111,8 @@ def token_create(project: str, environment: str, name: str | None, database_url:
 @errors
 def token_list(database_url: str | None) -> None:
     """List API keys (never their secrets)."""
-    from ..store.projects import list_keys
-    from ..store.records import iso
+    from ..store.access.projects import list_keys
+    from ..store.generations.records import iso
 
     _, db = open_database(database_url)
     with db.read() as conn:
@@ -131,7 +131,7 @@ def token_list(database_url: str | None) -> None:
 @errors
 def token_revoke(key: str, database_url: str | None) -> None:
     """Revoke a key by its id or prefix."""
-    from ..store.projects import revoke_key
+    from ..store.access.projects import revoke_key
 
     _, db = open_database(database_url)
     with db.transaction() as conn:
@@ -147,7 +147,7 @@ def token_revoke(key: str, database_url: str | None) -> None:
 @errors
 def create_admin(username: str | None, password: str | None, role: str, database_url: str | None) -> None:
     """Add a dashboard user (prompts for what is missing when run in a terminal)."""
-    from ..store.projects import create_user
+    from ..store.access.projects import create_user
 
     if username is None or password is None:
         if not sys.stdin.isatty():
@@ -183,9 +183,9 @@ def export_(
     from rich.progress import Progress
 
     from ..errors import NotFound
-    from ..store.export import count, export
-    from ..store.generations import GenerationFilter
-    from ..store.projects import list_projects
+    from ..store.access.projects import list_projects
+    from ..store.generations.export import count, export
+    from ..store.generations.queries import GenerationFilter
 
     pairs = []
     for item in filters:
@@ -218,7 +218,7 @@ def export_(
 @errors
 def backup(file: Path, database_url: str | None) -> None:
     """Write every table to FILE (gzip JSON lines), readable by `restore` on SQLite or PostgreSQL."""
-    from ..store.backup import dump
+    from ..store.engine.backup import dump
 
     _, db = open_database(database_url)
     rows = dump(db.engine, file)
@@ -231,7 +231,7 @@ def backup(file: Path, database_url: str | None) -> None:
 @errors
 def restore(file: Path, database_url: str | None) -> None:
     """Load a backup into this database (rows already there are kept)."""
-    from ..store.backup import load
+    from ..store.engine.backup import load
 
     _, db = open_database(database_url)
     rows = load(db.engine, file)

@@ -27,7 +27,7 @@ _project_option = click.option("--project", required=True, help="Project name")
 
 
 def _project_id(db: Database, name: str) -> int:
-    from ..store.projects import list_projects
+    from ..store.access.projects import list_projects
 
     with db.read() as conn:
         found = [p["id"] for p in list_projects(conn) if p["name"] == name]
@@ -55,8 +55,8 @@ def add(
     project: str, name: str, base_url: str, api_key: str | None, make_default: bool, database_url: str | None
 ) -> None:
     """Store a provider (its key encrypted) and print its id alone on stdout."""
-    from ..store.projects import ensure_project
-    from ..store.providers import add_provider, set_default_provider
+    from ..store.access.projects import ensure_project
+    from ..store.gateway.providers import add_provider, set_default_provider
 
     if api_key is None or api_key == "-":
         if sys.stdin.isatty():
@@ -79,8 +79,8 @@ def add(
 @errors
 def list_(project: str, database_url: str | None) -> None:
     """List a project's providers (never their keys)."""
-    from ..store.providers import list_providers
-    from ..store.records import iso
+    from ..store.gateway.providers import list_providers
+    from ..store.generations.records import iso
 
     _, db = open_database(database_url)
     project_id = _project_id(db, project)
@@ -101,7 +101,7 @@ def list_(project: str, database_url: str | None) -> None:
 @errors
 def remove(project: str, provider_id: int, database_url: str | None) -> None:
     """Delete a provider and its key."""
-    from ..store.providers import remove_provider
+    from ..store.gateway.providers import remove_provider
 
     _, db = open_database(database_url)
     project_id = _project_id(db, project)
@@ -117,7 +117,7 @@ def remove(project: str, provider_id: int, database_url: str | None) -> None:
 @errors
 def default(project: str, provider_id: str, database_url: str | None) -> None:
     """Make PROVIDER_ID the project's default provider (``none``: the server's upstream settings)."""
-    from ..store.providers import set_default_provider
+    from ..store.gateway.providers import set_default_provider
 
     if provider_id != "none" and not provider_id.isdigit():
         raise click.UsageError("PROVIDER_ID: expected a provider id or 'none'")
@@ -136,7 +136,7 @@ def default(project: str, provider_id: str, database_url: str | None) -> None:
 def cache_mode(project: str, mode: str, database_url: str | None) -> None:
     """The project's gateway cache default: ``use``, ``skip``, or ``default`` (the gateway's own:
     skip on /v1, use on the AI-Eye endpoints). A request's X-Sightline-Cache header still wins."""
-    from ..store.providers import set_cache_mode
+    from ..store.gateway.providers import set_cache_mode
 
     _, db = open_database(database_url)
     project_id = _project_id(db, project)

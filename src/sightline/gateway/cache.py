@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store import Database
-from ..store.cache import PurgeExpired, StoreResponse, cached_response
+from ..store.gateway.cache import PurgeExpired, StoreResponse, cached_response
 
 __all__ = ["ResponseCache"]
 

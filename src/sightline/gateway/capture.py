@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..store.pricing import price
+from ..store.generations.pricing import price
 from .call import Call
 from .sse import assemble
 

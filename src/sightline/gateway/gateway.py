@@ -27,7 +27,7 @@ from ..feedback_key import Signer
 from ..ids import new_id
 from ..settings import Settings
 from ..store import Database
-from ..store.records import Scope
+from ..store.generations.records import Scope
 from .cache import ResponseCache
 from .cachekey import CACHEABLE_KINDS, cache_key
 from .call import Call, kind_of

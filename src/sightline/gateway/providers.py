@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..store import Database
-from ..store.providers import GatewayConfig, ProviderKey, gateway_config
+from ..store.gateway.providers import GatewayConfig, ProviderKey, gateway_config
 from .upstream import Target
 
 __all__ = ["ProjectGateway", "ProviderDirectory", "provider_name"]

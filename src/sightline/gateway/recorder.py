@@ -3,8 +3,8 @@
 After a call's answer has gone out, the call is queued here. The event loop turns queued calls
 into Generations in short slices, one slice per turn of the loop (a call takes ~30 µs), so a request
 arriving meanwhile waits for one slice at most; then the prepared rows go to the writer as one
-:class:`~sightline.store.ingest.InsertGenerations` per project and environment: ``interval`` seconds
-after the first of them, or ``quick_interval`` when the gateway is lightly loaded.
+:class:`~sightline.store.generations.ingest.InsertGenerations` per project and environment:
+``interval`` seconds after the first of them, or ``quick_interval`` when the gateway is lightly loaded.
 
 Why two intervals: a commit shares the core with the event loop, and a request that arrives during
 one waits longer. With few requests in flight (one client waiting on each answer, say), small
@@ -30,9 +30,9 @@ from pydantic import ValidationError
 
 from ..errors import SightlineError
 from ..schema import Generation, Run
-from ..store.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
-from ..store.records import Scope
-from ..store.writer import QueuedWriter, WriteOp
+from ..store.engine.writer import QueuedWriter, WriteOp
+from ..store.generations.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
+from ..store.generations.records import Scope
 from .call import Call
 from .capture import generation_body
 

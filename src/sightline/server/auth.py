@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import AuthenticationError
 from ..feedback_key import hash_api_key
 from ..store import Database
-from ..store.projects import ApiKey, find_key
+from ..store.access.projects import ApiKey, find_key
 
 __all__ = ["ApiKeyDep", "KeyCache", "bearer_token", "require_key"]
 

@@ -3,8 +3,8 @@
 Knows SQL (SQLAlchemy Core) and nothing of HTTP or templates.
 """
 
-from .database import Database
-from .migrate import migrate
-from .records import Scope
+from .engine.database import Database
+from .engine.migrate import migrate
+from .generations.records import Scope
 
 __all__ = ["Database", "Scope", "migrate"]

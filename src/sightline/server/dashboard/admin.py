@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...errors import SightlineError
-from ...store import providers as provider_store
-from ...store.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
+from ...store.access.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
+from ...store.gateway import providers as provider_store
 from .context import AdminDep, FormDep, View
 from .render import page, redirect, url_with
 from .session import load_session

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from starlette.responses import Response
 
 from ...errors import InvalidInput
-from ...store.analytics import (
+from ...store.generations.analytics import (
     CostRank,
     LatencySummary,
     ModelBucket,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...store.projects import User, authenticate_user
+from ...store.access.projects import User, authenticate_user
 from .context import FormDep, ViewDep
 from .render import local_path, page, redirect
 from .session import load_session

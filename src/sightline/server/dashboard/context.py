@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from ...errors import AuthenticationError, NotFound, PermissionDenied
-from ...store.projects import User, get_user, list_environments, list_projects
+from ...store.access.projects import User, get_user, list_environments, list_projects
 from .render import error_page
 from .session import check_csrf, load_session
 

@@ -13,10 +13,10 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput
 from ...schema import Feedback
-from ...store.analytics import distinct_models, list_feedback, prompt_names
-from ...store.generations import GenerationFilter, get_generation, list_generations
-from ...store.ingest import AddFeedback
-from ...store.records import Scope
+from ...store.generations.analytics import distinct_models, list_feedback, prompt_names
+from ...store.generations.ingest import AddFeedback
+from ...store.generations.queries import GenerationFilter, get_generation, list_generations
+from ...store.generations.records import Scope
 from ..errors import validation_message
 from .context import FormDep, View, ViewDep
 from .formatting import detail, feedback_summary, row

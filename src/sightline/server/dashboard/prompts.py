@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
-from ...store.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
+from ...store.generations.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
 from .context import ViewDep
 from .render import page
 from .timerange import RANGES, TimeRange, parse_range

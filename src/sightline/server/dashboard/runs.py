@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...errors import InvalidInput
-from ...store.analytics import recent_chats
-from ...store.generations import MAX_LIMIT, GenerationFilter, list_generations
-from ...store.records import to_us
-from ...store.runs import get_run, list_runs
+from ...store.generations.analytics import recent_chats
+from ...store.generations.queries import MAX_LIMIT, GenerationFilter, list_generations
+from ...store.generations.records import to_us
+from ...store.generations.runs import get_run, list_runs
 from .context import ViewDep
 from .formatting import Block, Message, blocks, feedback_summary, messages, metadata_items, row
 from .render import page, redirect, url_with

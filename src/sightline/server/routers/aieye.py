@@ -33,7 +33,7 @@ from ...gateway import (
     parse_context,
     split_headers,
 )
-from ...store.records import Scope
+from ...store.generations.records import Scope
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..responses import JSON

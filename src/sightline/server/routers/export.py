@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ...errors import InvalidInput
-from ...store.export import export
-from ...store.generations import GenerationFilter
+from ...store.generations.export import export
+from ...store.generations.queries import GenerationFilter
 from ..auth import ApiKeyDep
 from ..body import read_json
 

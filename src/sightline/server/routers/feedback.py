@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import AuthenticationError, InvalidInput, NotFound
 from ...feedback_key import parse_feedback_key, verify_feedback_key
 from ...schema import Feedback
-from ...store.generations import get_generation
-from ...store.ingest import AddFeedback
-from ...store.projects import ApiKey, find_key_by_reference
+from ...store.access.projects import ApiKey, find_key_by_reference
+from ...store.generations.ingest import AddFeedback
+from ...store.generations.queries import get_generation
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..errors import validation_message

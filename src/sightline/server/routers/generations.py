@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ...store import mongo
-from ...store.generations import GenerationFilter, get_generation, list_generations, to_wire
+from ...store.generations.queries import GenerationFilter, get_generation, list_generations, to_wire
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..responses import JSON

@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from ...errors import InvalidInput, SightlineError
 from ...schema import Feedback, Generation, IngestBatch, Run
-from ...store.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
-from ...store.writer import WriteOp
+from ...store.engine.writer import WriteOp
+from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
 from ..auth import require_key
 from ..body import read_raw
 from ..errors import validation_message

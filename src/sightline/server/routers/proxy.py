@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...errors import AuthenticationError, InvalidInput, PayloadTooLarge, SightlineError, UpstreamError
 from ...gateway import Call, Context, Gateway, StreamRelay, openai_error, parse_context, split_headers
 from ...gateway.upstream import UpstreamResponse
-from ...store.projects import ApiKey
+from ...store.access.projects import ApiKey
 from ..auth import KeyCache
 
 __all__ = ["GatewayDispatch", "ProxyApp", "ahead_of", "install"]

@@ -26,8 +26,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, case, literal
 
-from . import tables as t
-from .dialect import upsert_add
+from .. import tables as t
+from ..engine.dialect import upsert_add
 
 __all__ = [
     "DAY_US",

@@ -33,10 +33,10 @@ from sqlalchemy import (
     select,
 )
 
-from ..errors import InvalidInput
-from . import tables as t
-from .mongo_filter import ColumnField, Field, JsonField, Kind, check_path, compile_where, doc_field, order_by
-from .records import iso
+from ...errors import InvalidInput
+from .. import tables as t
+from ..generations.records import iso
+from .filter import ColumnField, Field, JsonField, Kind, check_path, compile_where, doc_field, order_by
 
 __all__ = ["CompiledAggregate", "aggregate", "compile_aggregate"]
 

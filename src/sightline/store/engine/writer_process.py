@@ -35,8 +35,8 @@ import threading
 from collections import deque
 from typing import Any
 
-from .. import gc_tuning
-from ..errors import Unavailable
+from ... import gc_tuning
+from ...errors import Unavailable
 from .writer import QueuedWriter, Resolve, WriteOp, Writer
 
 __all__ = ["ProcessWriter"]

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
-from ..errors import SightlineError, Unavailable
+from ...errors import SightlineError, Unavailable
 
 __all__ = ["MergeableOp", "QueuedWriter", "WriteOp", "Writer"]
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
-from ..errors import InvalidInput
-from ..schema import Feedback, Generation, Run
-from . import tables as t
-from .dialect import insert_ignore, select_in, upsert
+from ...errors import InvalidInput
+from ...schema import Feedback, Generation, Run
+from .. import tables as t
+from ..engine.dialect import insert_ignore, select_in, upsert
+from ..engine.writer import WriteOp
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
-from .writer import WriteOp
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from ..errors import InvalidInput
-from ..schema import Feedback, Generation, Run, metadata_value_text
-from .dialect import no_nul
+from ...errors import InvalidInput
+from ...schema import Feedback, Generation, Run, metadata_value_text
+from ..engine.dialect import no_nul
 from .pricing import price
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Alembic environment: runs the migrations on the connection `sightline.store.migrate` hands over."""
+"""Alembic environment: runs the migrations on the connection `sightline.store.engine.migrate` hands over."""
 
 from __future__ import annotations
 

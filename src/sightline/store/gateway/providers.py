@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, delete, select, update
 
-from ..errors import InvalidInput, NotFound, Unavailable
-from . import tables as t
-from .dialect import upsert
+from ...errors import InvalidInput, NotFound, Unavailable
+from .. import tables as t
+from ..engine.dialect import upsert
 
 __all__ = [
     "CACHE_MODES",

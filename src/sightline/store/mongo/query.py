@@ -1,6 +1,6 @@
 """MongoDB-style queries over generations: ``find`` and ``aggregate``, run in the database.
 
-The compilers live in ``mongo_filter`` (field paths, filters, sorts) and ``mongo_aggregate``
+The compilers live in ``mongo.filter`` (field paths, filters, sorts) and ``mongo.aggregate``
 (pipelines); this module is what the HTTP layer calls::
 
     find(conn, project_id, {"usage.totalTokens": {"$gt": 1000}}, sort={"timestamp": -1}, limit=50)
@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, select
 
-from ..errors import InvalidInput
-from . import tables as t
-from .mongo_aggregate import CompiledAggregate, aggregate, compile_aggregate
-from .mongo_filter import Field, compile_filter, compile_where, doc_field, order_by
+from ...errors import InvalidInput
+from .. import tables as t
+from .aggregate import CompiledAggregate, aggregate, compile_aggregate
+from .filter import Field, compile_filter, compile_where, doc_field, order_by
 
 __all__ = [
     "DEFAULT_LIMIT",

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from ..errors import InvalidInput
-from . import tables as t
+from ...errors import InvalidInput
+from .. import tables as t
 from .dialect import advance_sequences, insert_ignore
 
 __all__ = ["dump", "load"]

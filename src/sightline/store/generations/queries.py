@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, exists, or_, select
 
-from ..errors import InvalidInput, NotFound
-from ..schema import utc
-from . import tables as t
+from ...errors import InvalidInput, NotFound
+from ...schema import utc
+from .. import tables as t
 from .records import iso, to_us
 
 __all__ = [

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from ..errors import InvalidInput, NotFound
-from . import tables as t
-from .generations import Page, to_wire
+from ...errors import InvalidInput, NotFound
+from .. import tables as t
+from .queries import Page, to_wire
 from .records import iso
 
 __all__ = ["get_run", "list_runs"]

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, and_, case, cast, func, literal, or_, select
 
-from . import tables as t
+from .. import tables as t
 from .rollups import DAY_US, HOUR_US, bin_middle, latency_bin_sql
 
 __all__ = [

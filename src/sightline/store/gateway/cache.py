@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select
 
-from . import tables as t
-from .dialect import upsert
+from .. import tables as t
+from ..engine.dialect import upsert
 
 __all__ = ["PurgeExpired", "StoreResponse", "cached_response"]
 

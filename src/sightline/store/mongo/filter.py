@@ -43,10 +43,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..errors import InvalidInput
-from ..schema import metadata_value_text, normalize_metadata
-from . import tables as t
-from .records import to_us
+from ...errors import InvalidInput
+from ...schema import metadata_value_text, normalize_metadata
+from .. import tables as t
+from ..generations.records import to_us
 
 __all__ = [
     "COLUMNS",

@@ -16,11 +16,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, select, update
 
-from ..errors import Conflict, InvalidInput, NotFound
-from ..feedback_key import hash_api_key, key_reference
-from . import tables as t
-from .dialect import insert_ignore
-from .records import Scope
+from ...errors import Conflict, InvalidInput, NotFound
+from ...feedback_key import hash_api_key, key_reference
+from .. import tables as t
+from ..engine.dialect import insert_ignore
+from ..generations.records import Scope
 
 __all__ = [
     "ApiKey",

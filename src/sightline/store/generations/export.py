@@ -10,9 +10,9 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Engine, Text, cast, func, select
 
-from ..errors import InvalidInput
-from . import tables as t
-from .generations import Context, GenerationFilter, context
+from ...errors import InvalidInput
+from .. import tables as t
+from .queries import Context, GenerationFilter, context
 
 __all__ = ["DEFAULT_CSV_FIELDS", "count", "export", "pick"]
 

@@ -1,0 +1,1 @@
+"""Who may do what: projects, environments, API keys, users."""

@@ -1,0 +1,1 @@
+"""What the gateway keeps: upstream providers, per-project gateway settings, the response cache."""

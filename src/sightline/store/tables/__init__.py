@@ -1,0 +1,53 @@
+"""The database tables, in SQLAlchemy Core.
+
+Columns hold what is filtered, sorted or grouped often (project, environment, time, model, user,
+run, chat, template, status, tokens, cost, latency, latest feedback); the whole record is kept as
+JSON (JSONB on PostgreSQL) in ``body`` so any field path can still be queried. Custom metadata is
+also kept one row per key in ``generation_metadata`` so ``metadata.<key>=value`` filters use an
+index instead of scanning JSON.
+
+Times are integer microseconds since the Unix epoch (``*_us``): the same type and the same
+arithmetic (time buckets, ranges) on every database.
+
+The schema is created and changed only by the Alembic migrations in ``store/engine/migrations``.
+"""
+
+from __future__ import annotations
+
+from .access import api_keys, environments, projects, users
+from .base import metadata
+from .gateway import gateway_cache, gateway_settings, providers
+from .generations import (
+    GENERATION_AT,
+    GENERATION_COLUMNS,
+    METADATA_COLUMNS,
+    feedback,
+    generation_metadata,
+    generations,
+    runs,
+)
+from .prompts import PROMPT_COLUMNS, prompt_versions
+from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
+
+__all__ = [
+    "GENERATION_AT",
+    "GENERATION_COLUMNS",
+    "METADATA_COLUMNS",
+    "PROMPT_COLUMNS",
+    "api_keys",
+    "environments",
+    "feedback",
+    "gateway_cache",
+    "gateway_settings",
+    "generation_metadata",
+    "generations",
+    "metadata",
+    "projects",
+    "prompt_versions",
+    "providers",
+    "rollup_daily_keys",
+    "rollup_hourly",
+    "rollup_latency",
+    "runs",
+    "users",
+]

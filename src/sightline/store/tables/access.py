@@ -1,0 +1,63 @@
+"""Projects, environments, API keys and users."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .base import ShortText, metadata
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", ShortText, nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("name", ShortText, nullable=True),
+    # Shown in listings so a person can tell keys apart; never enough to use the key.
+    Column("prefix", String(16), nullable=False),
+    # SHA-256 of the key: the key itself is printed once and never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # First 16 hex characters of key_hash: how a feedback key names its API key.
+    Column("key_ref", String(16), nullable=False, index=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", ShortText, nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
