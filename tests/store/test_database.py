@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from sightline.schema import Generation
 from sightline.store import Database, Scope, migrate
-from sightline.store.engine import database
+from sightline.store.engine import connection
 from sightline.store.generations.ingest import InsertGenerations, prepare_generation
 from tests.conftest import PG_ADMIN_URL
 
@@ -55,7 +55,7 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server restarted, or a proxy dropped the connection: the next write still lands."""
-    monkeypatch.setattr(database, "_IDLE", 0.2)
+    monkeypatch.setattr(connection, "_IDLE", 0.2)
     db = Database(database_url)
     db.start()
     scope = Scope(1, "dev")

@@ -1,91 +1,22 @@
-"""One database: its engine, its connection settings and its single writer.
+"""One database: its engine and its single writer.
 
 SQLite and PostgreSQL are served by the same code; the few differences between them live in this
-package (``dialect.py``), never above it.
+package (``connection.py``, ``dialect.py``), never above it.
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
-from .dialect import json_text
+from .connection import create, is_in_memory
 from .writer import QueuedWriter, Writer
 from .writer_process import ProcessWriter
 
 __all__ = ["Database"]
-
-log = logging.getLogger(__name__)
-
-
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # 16 KiB pages (SQLite's default is 4 KiB), set while a new file is still empty (an existing file
-    # keeps its own): a commit appends each page it changed to the WAL with its own system calls, and
-    # with bigger pages a batch of inserts changes fewer of them. Commits cost ~30% less.
-    cursor.execute("PRAGMA page_size=16384")
-    # WAL: readers never block the writer nor the writer the readers, and a commit is one append.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # With WAL, NORMAL is still crash-safe for the database (a power cut may lose the last
-    # commits, never corrupt); FULL would fsync on every commit and cap group commit throughput.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Several server processes may share one file: wait for the lock instead of failing.
-    cursor.execute("PRAGMA busy_timeout=10000")
-    # Keep the hot part of indexes in memory (negative = KiB): 64 MiB per connection.
-    cursor.execute("PRAGMA cache_size=-65536")
-    # Temporary b-trees for GROUP BY / ORDER BY stay in memory.
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    # Let reads map the file instead of copying pages through read(): cheaper large scans.
-    cursor.execute("PRAGMA mmap_size=1073741824")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # The commit that takes the WAL past 4,000 pages (64 MiB) copies it back into the database (a
-    # checkpoint) while no other write is appended, so the WAL is then reset. A page that many
-    # commits change (the end of each index, a busy rollup row) is copied once per checkpoint: at
-    # SQLite's default of 1,000 pages, checkpoints took a quarter of the writer's time under batch
-    # ingest; at 4,000 the same load ran about 9% faster. (Checkpoints from another thread, beside
-    # a busy writer, never finish and let the WAL grow without bound.)
-    cursor.execute("PRAGMA wal_autocheckpoint=4000")
-    cursor.close()
-
-
-_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    """Check a pooled connection before use (and replace it if dead) when it sat unused for a while.
-
-    What ``pool_pre_ping`` does, but not for a connection that was in use a moment ago: the writer
-    takes one for each commit, and a ping each time, a round trip and a statement for the server,
-    cost a third of the database's work for single posts. A connection goes stale while idle (the
-    server restarted, a proxy dropped it). One that breaks while busy fails its transaction: the
-    writer retries the writes in it one by one, on a new connection, and a write that fails still
-    is answered with its error, never acknowledged.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < _IDLE:
-            return  # new, or in use a moment ago
-        try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except Exception:  # noqa: BLE001 - any failure of the ping means the connection is gone
-            alive = False
-        if not alive:
-            raise exc.DisconnectionError("the pooled connection is gone")  # the pool connects anew
 
 
 class Database:
@@ -94,26 +25,9 @@ class Database:
 
     def __init__(self, url: str, *, write_batch_max: int = 5000, writer_process: bool = False) -> None:
         self.url = url
-        parsed = make_url(url)
-        self.dialect = parsed.get_backend_name()
-        in_memory = self.dialect == "sqlite" and parsed.database in (None, "", ":memory:")
-        kwargs: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
-        if self.dialect == "sqlite":
-            if not in_memory:
-                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
-            # The writer inserts many rows with one statement whose text differs with the row count:
-            # a cache of 128 prepared statements a connection (the driver's default) then holds
-            # over 100 MB of statements that will not come again. 32 keeps the usual ones.
-            kwargs["connect_args"] = {"check_same_thread": False, "cached_statements": 32}
-        elif self.dialect == "postgresql":
-            if parsed.drivername == "postgresql":
-                url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
-            kwargs.update(pool_size=10, max_overflow=20)
-        self.engine: Engine = create_engine(url, **kwargs)
-        if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
-            _ping_when_idle(self.engine)
+        self.dialect = make_url(url).get_backend_name()
+        self.engine: Engine = create(url)
+        in_memory = is_in_memory(url)
         self.writer: QueuedWriter = (
             ProcessWriter(url, max_batch=write_batch_max)
             if writer_process and not in_memory  # another process cannot see this one's memory

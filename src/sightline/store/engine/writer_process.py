@@ -1,6 +1,6 @@
 """The single writer in a process of its own: how ``sightline serve`` writes.
 
-A :class:`~sightline.store.writer.Writer` thread shares the server's GIL, and so its core, with the
+A :class:`~sightline.store.engine.writer.Writer` thread shares the server's GIL, and so its core, with the
 event loop: every statement hands the GIL back, and on a busy server the writer then waits for the
 event loop to let it go (and the event loop for the writer). :class:`ProcessWriter` does the same
 group commit, behind the same interface, in a child process with an interpreter of its own, so
@@ -37,6 +37,7 @@ from typing import Any
 
 from ... import gc_tuning
 from ...errors import Unavailable
+from . import connection
 from .writer import QueuedWriter, Resolve, WriteOp, Writer
 
 __all__ = ["ProcessWriter"]
@@ -270,12 +271,10 @@ class _Messages:
 def _serve(url: str, max_batch: int, sock: socket.socket) -> None:
     """The writer process: commit what the server sends, in batches, and answer after each commit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .database import Database  # imported here: that module imports this one
-
-    db = Database(url, write_batch_max=max_batch)
+    engine = connection.create(url)
+    # A thread writer never started: its commit() runs on this one thread.
+    writer = Writer(engine, max_batch=max_batch)
     gc_tuning.for_long_running_process()  # unpickling a batch makes tens of thousands of objects
-    writer = db.writer  # a thread writer never started: its commit() runs on this one thread
-    assert isinstance(writer, Writer)
     messages = _Messages(sock)
     waiting: deque[bytes] = deque()  # received, not yet applied (beyond one batch's worth)
     answers: list[tuple[int, Any, BaseException | None]] = []
@@ -302,7 +301,7 @@ def _serve(url: str, max_batch: int, sock: socket.socket) -> None:
         pass  # the server is gone: nobody waits for answers
     finally:
         sock.close()
-        db.engine.dispose()
+        engine.dispose()
 
 
 def _more(messages: _Messages, waiting: deque[bytes]) -> bool:
