@@ -9,6 +9,7 @@ kept as floats; every call after that is three multiplications.
 
 from __future__ import annotations
 
+import functools
 import threading
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 
-__all__ = ["price"]
+__all__ = ["MODELS_CACHED", "price"]
 
 _MTOK = 1_000_000
 
@@ -59,11 +60,17 @@ class _Model:
         return found
 
 
-_models: dict[tuple[str, str | None], _Model | None] = {}
+# Rates are found under this lock (a model's tiers fill in as calls of each size arrive).
 _lock = threading.Lock()
 
+# Models looked up so far. The names come from clients, so the cache is bounded: a flood of made-up
+# names evicts the least recently used, never grows memory. Real deployments use tens of models.
+MODELS_CACHED = 1024
 
+
+@functools.lru_cache(maxsize=MODELS_CACHED)
 def _lookup(model: str, provider: str | None) -> _Model | None:
+    """The (model, provider) as genai-prices knows it, or ``None`` when it cannot price it."""
     try:
         calc = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider)
     except LookupError:
@@ -85,11 +92,7 @@ def price(
     cached_tokens: int | None = None,
 ) -> float | None:
     """The cost in USD of a call, or ``None`` when genai-prices does not know the model."""
-    key = (model, provider)
-    if key not in _models:
-        with _lock:
-            _models[key] = _lookup(model, provider)
-    known = _models[key]
+    known = _lookup(model, provider)
     if known is None:
         return None
     tier = bisect_left(known.thresholds, prompt_tokens)
