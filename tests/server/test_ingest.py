@@ -64,7 +64,7 @@ async def test_one_generation_round_trips_with_every_part(api: Api) -> None:
     assert got["metadata"]["beta"] == {"type": "boolean", "value": True}
     assert got["performance"]["timeToFirstToken"] == 120.0
     assert got["template"]["params"] == {"sport": "soccer"}
-    assert len(got["template"]["version"]) == 12
+    assert len(got["template"]["version"]) == 16
     assert got["usage"]["totalTokens"] == 1100
     # priced by genai-prices from the token counts: gpt-4o is $2.50 / $10 per million tokens
     assert got["usage"]["cost"] == pytest.approx(1000 * 2.5e-6 + 100 * 10e-6)

@@ -62,7 +62,7 @@ def test_rows_are_in_the_order_of_the_tables_columns() -> None:
     assert named["ts_us"] == to_us(datetime(2025, 12, 31, 22, 0, 0, 500_000, tzinfo=UTC))
     assert named["status"] == "error" and named["output_type"] == "text"
     assert (named["prompt_tokens"], named["completion_tokens"], named["latency_ms"]) == (3, 0, 0.0)
-    assert len(named["template_version"]) == 12
+    assert len(named["template_version"]) == 16
     unset = (
         "user_id",
         "session_id",

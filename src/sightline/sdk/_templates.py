@@ -14,14 +14,15 @@ A missing parameter is an :class:`InvalidParams` error naming it; the call is no
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sightline import templating
 from sightline.sdk._params import InvalidParams
+from sightline.templating import CHAT_HISTORY_ROLE, template_name, template_version
 
 __all__ = [
     "CHAT_HISTORY_ROLE",
@@ -37,10 +38,7 @@ __all__ = [
     "template_version",
 ]
 
-CHAT_HISTORY_ROLE = "chat_history"
-_BRACES = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MUSTACHE = re.compile(r"\{\{\{\s*([^{}\s]+)\s*\}\}\}|\{\{\s*([&!#^/>]?)\s*([^{}]*?)\s*\}\}")
-_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,64 +83,19 @@ class TemplateText(str):
 
 
 def render_text(text: str, params: Mapping[str, Any]) -> str:
-    """``text`` with each ``{name}`` replaced by ``params[name]``."""
-
-    def one(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = match.group(1)
-        if name not in params:
-            raise InvalidParams(f"template parameter {{{name}}} is not given", field=name)
-        value = params[name]
-        return value if isinstance(value, str) else str(value)
-
-    return _BRACES.sub(one, text)
-
-
-def _render_content(content: Any, params: Mapping[str, Any]) -> Any:
-    if isinstance(content, str):
-        return render_text(content, params)
-    if isinstance(content, list):
-        return [
-            {**part, "text": render_text(part["text"], params)}
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-            else part
-            for part in content
-        ]
-    return content
+    """``text`` with each ``{name}`` replaced by ``params[name]`` (see :mod:`sightline.templating`)."""
+    try:
+        return templating.render_text(text, params)
+    except templating.TemplateError as exc:
+        raise InvalidParams(exc.message, field=exc.field) from None
 
 
 def render_chat(messages: Iterable[Any], params: Mapping[str, Any]) -> list[Any]:
     """Template messages rendered with ``params``; ``chat_history`` messages expand in place."""
-    out: list[Any] = []
-    for message in messages:
-        if not isinstance(message, Mapping):
-            raise InvalidParams(
-                "a template message must be a dict with 'role' and 'content'", field="messages"
-            )
-        if message.get("role") == CHAT_HISTORY_ROLE:
-            content = message.get("content")
-            match = _BRACES.fullmatch(content) if isinstance(content, str) else None
-            name = match.group(1) if match else None
-            if name is None:
-                raise InvalidParams(
-                    "a chat_history message needs content '{name}' naming a parameter", field="messages"
-                )
-            history = params.get(name)
-            if not isinstance(history, list | tuple):
-                raise InvalidParams(
-                    f"template parameter {{{name}}} must be a list of messages for chat_history", field=name
-                )
-            out.extend(history)
-            continue
-        rendered = dict(message)
-        if "content" in rendered:
-            rendered["content"] = _render_content(rendered["content"], params)
-        out.append(rendered)
-    return out
+    try:
+        return templating.render_chat(messages, params)
+    except templating.TemplateError as exc:
+        raise InvalidParams(exc.message, field=exc.field) from None
 
 
 def _lookup(inputs: Mapping[str, Any], name: str) -> Any:
@@ -208,27 +161,3 @@ def render_content_templates(messages: list[Any]) -> tuple[list[Any], list[Any],
         template.append({**rest, "content": source})
         params.update(inputs)
     return sent, template, params
-
-
-def _canonical(chat: list[Any] | None, text: str | None) -> str:
-    content: Any = {"chat": chat} if chat is not None else {"text": text}
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def template_version(chat: list[Any] | None, text: str | None) -> str:
-    """The version of a template: a hash of its content, so a changed template is a new version."""
-    return hashlib.sha256(_canonical(chat, text).encode()).hexdigest()[:16]
-
-
-def template_name(chat: list[Any] | None, text: str | None) -> str:
-    """A name for a template that was given none: its first words and a short hash of its content."""
-    first = text
-    if first is None:
-        for message in chat or []:
-            content = message.get("content") if isinstance(message, Mapping) else None
-            if isinstance(content, str) and content.strip():
-                first = content
-                break
-    words = _WORD.findall(first or "")[:6]
-    slug = "-".join(w.lower() for w in words)[:60] or "prompt"
-    return f"{slug}-{template_version(chat, text)[:8]}"

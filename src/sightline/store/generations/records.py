@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ... import templating
 from ...errors import InvalidInput
 from ...schema import Feedback, Generation, Run, metadata_value_text
 from ..engine.dialect import no_nul
@@ -59,10 +59,12 @@ def iso(value: int) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def template_version(content_json: str) -> str:
-    """A short hash of a template's content (its chat messages or text as JSON, not its parameters).
+    """The version of a template (:func:`sightline.templating.template_version`) from its content as
+    JSON text (``{"chat": [...]}`` and/or ``{"text": "..."}``, not its parameters).
 
-    Cached: an application sends the same few templates over and over."""
-    return hashlib.sha256(content_json.encode()).hexdigest()[:12]
+    Cached on that text: an application sends the same few templates over and over."""
+    content = orjson.loads(content_json)
+    return templating.template_version(content.get("chat"), content.get("text"))
 
 
 def metadata_rows(
@@ -129,13 +131,16 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[list[Any], tuple[Any
     if template is not None:
         name, version = template.get("name"), template.get("version")
         if template.get("chat") is not None or template.get("text") is not None:
-            content = orjson.dumps(
-                {k: template[k] for k in ("chat", "text") if template.get(k) is not None}
-            ).decode()
-            if version is None:
-                version = template["version"] = template_version(content)
+            content = no_nul(
+                orjson.dumps(
+                    {k: template[k] for k in ("chat", "text") if template.get(k) is not None}
+                ).decode()
+            )
+            # The version is the content's hash, whoever computed it: one a client sent (an older
+            # SDK's, say) is replaced, so the same template is one version however it was recorded.
+            version = template["version"] = template_version(content)
             if name:
-                prompt = (scope.project_id, name, version, ts_us, no_nul(content))
+                prompt = (scope.project_id, name, version, ts_us, content)
     meta = gen.metadata
     row = [
         gen.id,
