@@ -21,6 +21,7 @@ from ..engine.dialect import insert_ignore, select_in, upsert
 from ..engine.writer import WriteOp
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
+from .sequence import number_rows
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
 
@@ -243,6 +244,7 @@ class InsertGenerations:
                 run_meta_rows.extend(metadata_rows(row[_ID], pid, row[_TS], {**meta, **run_meta}))
         if len(new) < len(rows):
             rows = [rows[i] for i in new]
+        number_rows(conn, rows)  # last before the insert: numbering waits for other writers' commits
         inserted = insert_ignore(conn, t.generations, rows, returning="id", columns=t.GENERATION_COLUMNS)
         if inserted is not None and len(inserted) < len(rows):
             # Another server process wrote some of these ids since this transaction looked: its copy stands.

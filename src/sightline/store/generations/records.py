@@ -171,6 +171,7 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[list[Any], tuple[Any
         None,  # feedback_score
         None,  # feedback_thumbs
         generation_json(gen),
+        None,  # seq: numbered by the writer as it inserts (sequence.number_rows)
     ]
     return row, prompt
 

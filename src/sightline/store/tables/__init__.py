@@ -25,13 +25,16 @@ from .generations import (
     generation_metadata,
     generations,
     runs,
+    sequences,
 )
+from .jobs import JOB_STATES, jobs
 from .prompts import PROMPT_COLUMNS, prompt_versions
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
     "GENERATION_AT",
     "GENERATION_COLUMNS",
+    "JOB_STATES",
     "METADATA_COLUMNS",
     "PROMPT_COLUMNS",
     "api_keys",
@@ -41,6 +44,7 @@ __all__ = [
     "gateway_settings",
     "generation_metadata",
     "generations",
+    "jobs",
     "metadata",
     "projects",
     "prompt_versions",
@@ -49,5 +53,6 @@ __all__ = [
     "rollup_hourly",
     "rollup_latency",
     "runs",
+    "sequences",
     "users",
 ]

@@ -49,6 +49,9 @@ generations = Table(
     Column("feedback_score", Float, nullable=True),
     Column("feedback_thumbs", String(4), nullable=True),
     Column("body", Json, nullable=False),
+    # The ingest sequence: numbered by the writer as it inserts, increasing in commit order (client
+    # timestamps arrive late), so a consumer follows new rows from a cursor (generations/sequence.py).
+    Column("seq", BigInteger, nullable=True),
     # Newest-first listings of one project, alone or narrowed by the usual filters. The id in the
     # first makes the full (ts_us, id) order of pages and exports an index walk, with no sort; the
     # tokens in the third answer the tokens-by-model aggregate from the index alone.
@@ -67,6 +70,7 @@ generations = Table(
         sqlite_where=text("chat_id IS NOT NULL"),
         postgresql_where=text("chat_id IS NOT NULL"),
     ),
+    Index(None, "seq", unique=True),
 )
 
 # Ingest holds a generations row as a list in the table's column order (cheaper to build, and to send
@@ -124,4 +128,12 @@ feedback = Table(
     Column("body", Json, nullable=False),
     Index(None, "generation_id", "ts_us"),
     Index(None, "project_id", "ts_us"),
+)
+
+# The last number of each sequence handed out (the ingest sequence of generations: "generations").
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
