@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from ..errors import SightlineError
 from ..settings import Settings
@@ -48,7 +49,14 @@ def errors(fn: F) -> F:
         except SightlineError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
-        except ValueError as exc:  # settings validation
+        except ValidationError as exc:  # settings: never echo the input (it may be the secret key)
+            problems = (
+                ".".join(map(str, e["loc"])) + ": " * bool(e["loc"]) + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            click.echo(f"error: {'; '.join(problems)}", err=True)
+            sys.exit(1)
+        except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 

@@ -7,6 +7,7 @@ variable, which beats the default. Errors end with a one-line message and exit c
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..settings import SECRET_FILE
 from ..store import Database, migrate
 from .common import database_option, errors, open_database
 from .common import settings as resolve_settings
@@ -44,6 +46,14 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.secret_generated and not _loopback(settings.host):
+        logging.getLogger("sightline.cli").warning(
+            "serving on %s with the secret generated in %s: fine for one machine, but set "
+            "SIGHTLINE_SECRET_KEY (32+ characters, kept apart from the data) and "
+            "SIGHTLINE_ENVIRONMENT=production for a server others reach",
+            settings.host,
+            settings.home / SECRET_FILE,
+        )
     db = Database(settings.database_url)
     migrate(db.engine)
     db.engine.dispose()
@@ -64,6 +74,16 @@ def serve(
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _safe_url(url: str) -> str:

@@ -1,8 +1,17 @@
-"""The one place errors become responses: ``{"error": {"type", "message"}}`` with the class's status."""
+"""The one place errors become responses: ``{"error": {"type", "message"}}`` with the class's status.
+
+An unexpected error is answered 500 and logged without any exception's message: a message can
+carry what the caller sent (pydantic's ``input_value=``, the value in a ``KeyError``, a body quoted
+by a parser), and no prompt or body may reach a log. The log names the exception types and where
+they were raised, which is what finding the bug needs. The error is contained here
+(:class:`ContainErrors`) rather than re-raised to the server, which would log the whole
+traceback with its messages (Starlette re-raises after answering so that uvicorn logs it).
+"""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,11 +19,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidInput, SightlineError
 from .responses import JSON
 
-__all__ = ["error_response", "install_error_handlers", "validation_message"]
+__all__ = [
+    "ContainErrors",
+    "error_response",
+    "install_error_handlers",
+    "redacted_traceback",
+    "validation_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +66,63 @@ def error_response(status: int, error_type: str, message: str, field: str | None
     return JSON({"error": error}, status_code=status)
 
 
+def redacted_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback (and its causes') with every exception message left out."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        exc_type = current.exc_type
+        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "exception"
+        parts.append(
+            "".join(current.stack.format()) + f"{name} (message withheld: it may hold request data)\n"
+        )
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return "\nraised while handling:\n".join(reversed(parts))
+
+
+def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
+    log.error("unexpected error on %s %s\n%s", method, path, redacted_traceback(exc))
+
+
+_INTERNAL = "Sightline hit an internal error; it has been logged"
+
+
+class ContainErrors:
+    """ASGI middleware: an exception no handler took is logged without messages and answered 500.
+
+    If the answer had already started, nothing more can be sent: the server ends the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            _log_unexpected(scope.get("method", ""), scope.get("path", ""), exc)
+            if not started:
+                await error_response(500, "internal_error", _INTERNAL)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error to the one JSON shape (the dashboard and gateway add their own renderers on top)."""
 
@@ -82,11 +155,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Sightline hit an internal error; it has been logged")
+        _log_unexpected(request.method, request.url.path, exc)
+        return error_response(500, "internal_error", _INTERNAL)
 
     app.add_exception_handler(SightlineError, sightline_error)
     app.add_exception_handler(RequestValidationError, request_validation)
     app.add_exception_handler(ValidationError, pydantic_validation)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(ContainErrors)

@@ -1,5 +1,7 @@
 """Admin pages (admins only; a member gets 403): users and roles, API keys, provider keys.
 
+Disabling or removing a user, and "sign out everywhere", end the user's sessions at once.
+
 A new API key is shown once, on the page that answers its creation, and never again (only its
 hash is stored). A provider key is stored encrypted and never shown at all after it is added.
 """
@@ -13,6 +15,7 @@ from starlette.responses import Response
 
 from ...errors import SightlineError
 from ...store.access.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
+from ...store.access.users import remove_user, set_user_disabled, sign_out_everywhere
 from ...store.gateway import providers as provider_store
 from .context import AdminDep, FormDep, View
 from .render import page, redirect, url_with
@@ -67,6 +70,39 @@ def change_role(request: Request, view: AdminDep, form: FormDep) -> Response:
         session.say("ok", f"{user.username} is now {user.role}.")
     except SightlineError as exc:
         session.say("error", exc.message)
+    return redirect(request, url_with("/admin/users", view.scope))
+
+
+@router.post("/users/{action}", include_in_schema=False)
+def user_action(action: str, request: Request, view: AdminDep, form: FormDep) -> Response:
+    """``signout`` (end every session of the user), ``disable``, ``enable`` or ``remove`` a user."""
+    session = load_session(request)
+    username = _text(form, "username")
+    if action not in ("signout", "disable", "enable", "remove"):
+        session.say("error", f"Unknown action {action!r}.")
+        return redirect(request, url_with("/admin/users", view.scope))
+    if username == view.user.username and action in ("disable", "remove"):
+        session.say("error", f"You cannot {action} yourself (ask another admin).")
+        return redirect(request, url_with("/admin/users", view.scope))
+    try:
+        with request.app.state.db.transaction() as conn:
+            if action == "signout":
+                ended = sign_out_everywhere(conn, username)
+                message = f"Signed {username} out everywhere ({ended} session{'s' * (ended != 1)} ended)."
+            elif action == "remove":
+                remove_user(conn, username)
+                message = f"Removed {username}; their sessions have ended."
+            else:
+                set_user_disabled(conn, username, action == "disable")
+                message = f"{username} is {action}d" + (
+                    "; their sessions have ended." if action == "disable" else "."
+                )
+        session.say("ok", message)
+    except SightlineError as exc:
+        session.say("error", exc.message)
+    if action == "signout" and username == view.user.username:
+        session.log_out()
+        return redirect(request, "/login")
     return redirect(request, url_with("/admin/users", view.scope))
 
 

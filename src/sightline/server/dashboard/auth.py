@@ -1,17 +1,30 @@
-"""Logging in and out (users are made with ``sightline create-admin`` or on the admin page)."""
+"""Logging in and out, and one's own account (users are made with ``sightline create-admin`` or on
+the admin page).
+
+Logins are throttled per account and per client address (``store.access.throttle``): past a few
+failures the form answers 429 with ``Retry-After`` without checking the password.
+"""
 
 from __future__ import annotations
+
+import math
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...store.access.projects import User, authenticate_user
+from ...errors import SightlineError
+from ...store.access.projects import authenticate_user
+from ...store.access.sessions import end_session, end_user_sessions, start_session
+from ...store.access.throttle import LoginThrottle, address_subject, user_subject
+from ...store.access.users import change_password
 from .context import FormDep, ViewDep
 from .render import local_path, page, redirect
 from .session import load_session
 
 router = APIRouter()
+
+THROTTLE = LoginThrottle()
 
 
 @router.get("/", include_in_schema=False)
@@ -22,37 +35,99 @@ def home(request: Request) -> Response:
 @router.get("/login", include_in_schema=False)
 def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
     session = load_session(request)
-    if session.user_id is not None:
+    if session.token is not None:
         return redirect(request, local_path(next), status_code=302)
     return page(request, "login.html", view=None, title="Log in", next=local_path(next), error=None)
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
 @router.post("/login", include_in_schema=False)
 async def login(request: Request, form: FormDep) -> Response:
-    username, password = str(form.get("username") or ""), str(form.get("password") or "")
+    username, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
     target = local_path(str(form.get("next") or ""))
+    address = _client_address(request)
+    db = request.app.state.db
 
-    def check() -> User | None:
-        with request.app.state.db.read() as conn:
-            return authenticate_user(conn, username.strip(), password)
+    def attempt() -> tuple[str | None, float]:
+        """The new session's token (``None``: refused), and how long to wait when throttled."""
+        with db.read() as conn:
+            wait = THROTTLE.wait_seconds(conn, [user_subject(username), address_subject(address)])
+        if wait > 0:
+            return None, wait
+        with db.read() as conn:
+            user = authenticate_user(conn, username, password)
+        with db.transaction() as conn:
+            if user is None:
+                THROTTLE.failed(conn, username, address)
+                return None, 0.0
+            THROTTLE.succeeded(conn, username)
+            return start_session(conn, user.id), 0.0
 
-    user = await run_in_threadpool(check) if username and password else None
-    if user is None:
-        return page(
+    token, wait = await run_in_threadpool(attempt) if username and password else (None, 0.0)
+    if token is None:
+        seconds = math.ceil(wait)
+        response = page(
             request,
             "login.html",
-            status_code=401,
+            status_code=429 if wait > 0 else 401,
             view=None,
             title="Log in",
             next=target,
-            error="Wrong username or password.",
+            error=(
+                f"Too many failed logins: try again in {seconds} s."
+                if wait > 0
+                else "Wrong username or password."
+            ),
             username=username,
         )
-    load_session(request).log_in(user.id)
+        if wait > 0:
+            response.headers["Retry-After"] = str(seconds)
+        return response
+    load_session(request).log_in(token)
     return redirect(request, target)
 
 
 @router.post("/logout", include_in_schema=False)
 def logout(request: Request, view: ViewDep, _: FormDep) -> Response:
+    """End the session in the database (a copy of the cookie stops working too) and in the browser."""
+    session = load_session(request)
+    if session.token is not None:
+        with request.app.state.db.transaction() as conn:
+            end_session(conn, session.token)
+    session.log_out()
+    return redirect(request, "/login")
+
+
+@router.get("/account", include_in_schema=False)
+def account(request: Request, view: ViewDep) -> Response:
+    return page(request, "account.html", view=view, title="Your account", error=None)
+
+
+@router.post("/account/password", include_in_schema=False)
+def new_password(request: Request, view: ViewDep, form: FormDep) -> Response:
+    """Change one's password: every session of the user ends, and this browser gets a new one."""
+    session = load_session(request)
+    current, new = str(form.get("current_password") or ""), str(form.get("new_password") or "")
+    try:
+        with request.app.state.db.transaction() as conn:
+            change_password(conn, view.user.username, current, new)
+            token = start_session(conn, view.user.id)
+    except SightlineError as exc:
+        return page(
+            request, "account.html", status_code=400, view=view, title="Your account", error=exc.message
+        )
+    session.log_in(token)
+    session.say("ok", "Password changed. Every other session has been signed out.")
+    return redirect(request, "/account")
+
+
+@router.post("/account/signout", include_in_schema=False)
+def sign_out_everywhere(request: Request, view: ViewDep, _: FormDep) -> Response:
+    """End every session of this user, this one included."""
+    with request.app.state.db.transaction() as conn:
+        end_user_sessions(conn, view.user.id)
     load_session(request).log_out()
     return redirect(request, "/login")

@@ -16,7 +16,8 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from ...errors import AuthenticationError, NotFound, PermissionDenied
-from ...store.access.projects import User, get_user, list_environments, list_projects
+from ...store.access.projects import User, list_environments, list_projects
+from ...store.access.sessions import session_user
 from .render import error_page
 from .session import check_csrf, load_session
 
@@ -57,15 +58,19 @@ def _section(path: str) -> str:
 
 
 def current_view(request: Request) -> View:
-    """The logged-in user and what they look at; ``AuthenticationError`` when nobody is logged in."""
+    """The logged-in user and what they look at; ``AuthenticationError`` when nobody is logged in.
+
+    The session is checked against the database on every request, so one ended elsewhere (logout
+    in another tab, a password change, the user disabled or removed) stops working at once.
+    """
     session = load_session(request)
-    if session.user_id is None:
+    if session.token is None:
         raise AuthenticationError("log in to see the dashboard")
     db = request.app.state.db
     params = request.query_params
     with db.read() as conn:
-        user = get_user(conn, session.user_id)
-        if user is None or user.disabled:
+        user = session_user(conn, session.token)
+        if user is None:
             session.log_out()
             raise AuthenticationError("your session has ended: log in again")
         projects = list_projects(conn)

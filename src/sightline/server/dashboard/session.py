@@ -1,10 +1,13 @@
-"""The dashboard session: a signed cookie, and the CSRF token every form carries.
+"""The dashboard session: a signed cookie naming a server-side session, and the CSRF token every form carries.
 
-The cookie holds a small JSON object signed with ``settings.secret_key`` (itsdangerous): the user
-id, the session's CSRF token, and the project and environment being looked at. It is HttpOnly
-(no script reads it), SameSite=Lax (other sites' forms do not send it) and Secure over HTTPS.
-It can be read but not forged or altered; it holds nothing secret. A session ends after
-``MAX_AGE`` seconds without a change, at logout, or when its user is disabled or removed.
+The cookie holds a small JSON object signed with ``settings.secret_key`` (itsdangerous): the
+session's token, its CSRF token, and the project and environment being looked at. The token names
+a row of the ``sessions`` table (stored as its hash), looked up on every request: deleting the row
+ends the session at once, wherever the cookie was copied to (logout, a password change, the user
+disabled or removed, an admin's "sign out everywhere"). A session also ends after ``MAX_AGE``.
+
+The cookie is HttpOnly (no script reads it), SameSite=Lax (other sites' forms do not send it) and
+Secure over HTTPS, or always with ``secure_cookies`` (behind a proxy that ends TLS).
 
 Every POST form carries the session's CSRF token in a hidden ``csrf`` field, compared in constant
 time (:func:`check_csrf`). The login form has one too (an anonymous session is made to hold it),
@@ -24,19 +27,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import PermissionDenied
+from ...store.access.sessions import SESSION_SECONDS
 
 __all__ = ["COOKIE", "MAX_AGE", "Session", "check_csrf", "load_session", "save_session"]
 
 COOKIE = "sightline_session"
-MAX_AGE = 7 * 24 * 3600
+MAX_AGE = SESSION_SECONDS
 _SALT = "sightline.dashboard.session"
 
 
 @dataclass
 class Session:
-    """What the cookie holds. ``changed`` marks that the response must send it again."""
+    """What the cookie holds. ``changed`` marks that the response must send it again.
 
-    user_id: int | None = None
+    ``token`` names the server-side session (``None``: nobody logged in); whether it is still live
+    is checked against the database by the page's dependency (``context.current_view``).
+    """
+
+    token: str | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     project_id: int | None = None
     environment: str | None = None
@@ -49,12 +57,13 @@ class Session:
                 setattr(self, name, value)
                 self.changed = True
 
-    def log_in(self, user_id: int) -> None:
-        """Start a fresh session for ``user_id`` (a new CSRF token: no fixation of the old one)."""
-        self.update(user_id=user_id, csrf=secrets.token_urlsafe(24))
+    def log_in(self, token: str) -> None:
+        """Hold the new server-side session ``token`` (a new CSRF token: no fixation of the old one)."""
+        self.update(token=token, csrf=secrets.token_urlsafe(24))
 
     def log_out(self) -> None:
-        self.update(user_id=None, csrf=secrets.token_urlsafe(24), project_id=None, environment=None)
+        """Forget the session in this cookie (the caller ends it in the database)."""
+        self.update(token=None, csrf=secrets.token_urlsafe(24), project_id=None, environment=None)
 
     def say(self, kind: str, message: str) -> None:
         """A message for the next page shown (after a redirect): ``kind`` is ``ok`` or ``error``."""
@@ -86,7 +95,7 @@ def load_session(request: Request) -> Session:
         if isinstance(data, dict) and isinstance(data.get("c"), str):
             flash = data.get("f")
             session = Session(
-                user_id=data.get("u") if isinstance(data.get("u"), int) else None,
+                token=data.get("s") if isinstance(data.get("s"), str) else None,
                 csrf=data["c"],
                 project_id=data.get("p") if isinstance(data.get("p"), int) else None,
                 environment=data.get("e") if isinstance(data.get("e"), str) else None,
@@ -102,7 +111,7 @@ def save_session(request: Request, response: Response) -> None:
     if not isinstance(session, Session) or not session.changed:
         return
     data: dict[str, Any] = {
-        "u": session.user_id,
+        "s": session.token,
         "c": session.csrf,
         "p": session.project_id,
         "e": session.environment,
@@ -116,7 +125,7 @@ def save_session(request: Request, response: Response) -> None:
         max_age=MAX_AGE,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.app.state.settings.secure_cookies or request.url.scheme == "https",
         path="/",
     )
 

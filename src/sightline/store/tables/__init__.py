@@ -14,7 +14,7 @@ The schema is created and changed only by the Alembic migrations in ``store/engi
 
 from __future__ import annotations
 
-from .access import api_keys, environments, projects, users
+from .access import api_keys, environments, login_throttle, projects, sessions, users
 from .base import metadata
 from .gateway import gateway_cache, gateway_settings, providers
 from .generations import (
@@ -45,6 +45,7 @@ __all__ = [
     "generation_metadata",
     "generations",
     "jobs",
+    "login_throttle",
     "metadata",
     "projects",
     "prompt_versions",
@@ -54,5 +55,6 @@ __all__ = [
     "rollup_latency",
     "runs",
     "sequences",
+    "sessions",
     "users",
 ]

@@ -61,3 +61,25 @@ users = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
 )
+
+# A dashboard login. The cookie carries a random token; only its SHA-256 is stored here, so a
+# reader of the database (or a backup) cannot take over a session. Deleting the row ends it.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False, index=True),
+)
+
+# Failed logins, per account (``user:<name>``) and per client address (``addr:<ip>``): shared by
+# every server process so a guesser cannot spread attempts over them.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("subject", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_us", BigInteger, nullable=False),
+    Column("locked_until_us", BigInteger, nullable=False),
+)

@@ -1,0 +1,226 @@
+"""Security of a default install: the generated secret, logs without bodies, feedback keys signed
+with a key derived from the server's secret. Through real ``sightline serve`` processes, the real
+CLI, uvicorn and the real ``openai`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from fastapi import Request
+from pydantic import BaseModel
+
+from sightline.server.app import create_app
+from sightline.settings import SECRET_FILE, Settings
+from tests.conftest import free_port, sightline_command, start_server, stop_server
+from tests.dashboard.test_pages import csrf_of
+from tests.fake_openai import FakeOpenAI
+
+SECRET_BODY = "sk-live-THIS-MUST-NOT-BE-LOGGED-0123456789"
+
+
+# --- item 1: no public secret; a generated one, shared and kept ---------------------------------
+
+
+def test_the_old_public_constant_is_gone_from_the_source() -> None:
+    src = Path(__file__).resolve().parents[2] / "src" / "sightline"
+    offenders = [p for p in src.rglob("*.py") if "sightline-development-secret" in p.read_text()]
+    assert not offenders
+
+
+def test_a_secret_is_generated_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
+    first = Settings(home=tmp_path)
+    assert first.secret_generated
+    path = tmp_path / SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first.secret_key) >= 32
+    assert Settings(home=tmp_path).secret_key == first.secret_key
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SECRET_FILE]  # no candidate left behind
+    assert first.secret_key not in repr(first)
+    given = Settings(home=tmp_path / "other", secret_key="g" * 40)
+    assert not given.secret_generated and not (tmp_path / "other").exists()
+
+
+def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SIGHTLINE_SECRET_KEY"}
+    env["SIGHTLINE_HOME"] = str(tmp_path / "home")
+    code = "from sightline.settings import Settings; print(Settings().secret_key)"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    secrets = {p.communicate(timeout=60)[0].strip() for p in processes}
+    assert len(secrets) == 1 and len(secrets.pop()) >= 32
+    assert [p.name for p in (tmp_path / "home").iterdir()] == [SECRET_FILE]
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 31])
+def test_production_refuses_a_missing_or_short_secret(secret: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="SIGHTLINE_SECRET_KEY"):
+        Settings(home=tmp_path, environment="production", secret_key=secret)
+    assert not (tmp_path / SECRET_FILE).exists()
+    assert Settings(environment="production", secret_key="x" * 32).secret_key == "x" * 32
+
+
+def test_a_short_secret_refuses_to_start_in_production_through_the_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "SIGHTLINE_HOME": str(tmp_path), "SIGHTLINE_ENVIRONMENT": "production"}
+    env["SIGHTLINE_SECRET_KEY"] = "too-short"
+    done = subprocess.run(
+        [*sightline_command(), "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "at least 32 characters" in done.stderr and "too-short" not in done.stderr
+
+
+def _home_env(home: Path) -> dict[str, str]:
+    return {"SIGHTLINE_HOME": str(home), "SIGHTLINE_SECRET_KEY": "", "SIGHTLINE_ENVIRONMENT": "development"}
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [*sightline_command(), *args],
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _log_in(url: str, username: str, password: str) -> str:
+    """The session cookie of a fresh login over real HTTP."""
+    with httpx.Client(base_url=url) as http:
+        form = http.get("/login")
+        r = http.post("/login", data={"username": username, "password": password, "csrf": csrf_of(form.text)})
+        assert r.status_code == 303, r.text
+        return str(http.cookies["sightline_session"])
+
+
+def test_a_restart_keeps_sessions_and_stored_provider_keys(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = _home_env(home)
+    database_url = f"sqlite:///{home / 'sightline.db'}"
+    env["SIGHTLINE_DATABASE_URL"] = database_url
+    upstream = FakeOpenAI()
+    try:
+        key = _cli(env, "token", "create", "--project", "demo").splitlines()[-1]
+        _cli(env, "create-admin", "--username", "root", "--password", "root-password-1")
+        _cli(
+            env,
+            *("provider", "add", "--project", "demo", "--name", "fake", "--base-url", upstream.base_url),
+            *("--api-key", "-", "--default"),
+            stdin="sk-stored-provider-key\n",
+        )
+        process, url = start_server(database_url, tmp_path / "first.log", env=env)
+        try:
+            cookie = _log_in(url, "root", "root-password-1")
+        finally:
+            stop_server(process)
+
+        process, url = start_server(database_url, tmp_path / "second.log", env=env)
+        try:
+            r = httpx.get(f"{url}/admin/users", cookies={"sightline_session": cookie})
+            assert r.status_code == 200 and "root" in r.text
+            client = openai.OpenAI(api_key=key, base_url=f"{url}/v1", max_retries=0)
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert reply.choices[0].message.content
+            assert upstream.requests()[-1]["headers"]["authorization"] == "Bearer sk-stored-provider-key"
+        finally:
+            stop_server(process)
+        secret = (home / SECRET_FILE).read_text().strip()
+        assert stat.S_IMODE((home / SECRET_FILE).stat().st_mode) == 0o600
+        for log in ("first.log", "second.log"):
+            assert secret not in (tmp_path / log).read_text()
+    finally:
+        upstream.close()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_serve_warns_once_on_a_public_address_with_a_generated_secret(host: str, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'sightline.db'}"
+    log = tmp_path / "serve.log"
+    process, _ = start_server(database_url, log, env=_home_env(tmp_path), args=("--host", host))
+    stop_server(process)
+    warnings = [
+        line for line in log.read_text().splitlines() if "WARNING" in line and "SIGHTLINE_SECRET_KEY" in line
+    ]
+    assert len(warnings) == (1 if host == "0.0.0.0" else 0), log.read_text()
+
+
+# --- item 6: no body in the logs, whatever fails --------------------------------------------------
+
+
+class _Strict(BaseModel):
+    count: int
+
+
+@pytest.fixture
+def failing_server(tmp_path: Path) -> Iterator[str]:
+    """A real uvicorn serving the app, plus two routes that fail inside with the body in hand."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'sightline.db'}", secret_key="k" * 40))
+
+    async def parses(request: Request) -> dict[str, str]:
+        body = await request.json()
+        return {"n": str(int(body["value"]))}  # ValueError quoting the value
+
+    async def validates(request: Request) -> dict[str, str]:
+        body = await request.json()
+        try:
+            _Strict.model_validate({"count": body["value"]})
+        except ValueError as exc:
+            raise RuntimeError("could not build the record") from exc  # the cause: pydantic quoting the input
+        return {}
+
+    app.add_api_route("/test/parses", parses, methods=["POST"])
+    app.add_api_route("/test/validates", validates, methods=["POST"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_config=None, log_level="debug", lifespan="on"))
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(),), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if server.started:
+            break
+        threading.Event().wait(0.05)
+    yield url
+    server.should_exit = True
+    thread.join(15)
+
+
+def test_an_internal_error_logs_no_body_at_any_level(
+    failing_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for path in ("/test/parses", "/test/validates"):
+        r = httpx.post(f"{failing_server}{path}", json={"value": SECRET_BODY, "prompt": SECRET_BODY})
+        assert r.status_code == 500
+        assert r.json() == {
+            "error": {
+                "type": "internal_error",
+                "message": "Sightline hit an internal error; it has been logged",
+            }
+        }
+    logged = "\n".join(
+        record.getMessage()
+        + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert "unexpected error on POST /test/parses" in logged
+    assert "ValueError" in logged and "RuntimeError" in logged and "ValidationError" in logged
+    assert SECRET_BODY not in logged
+    assert "input_value" not in logged
