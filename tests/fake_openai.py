@@ -144,11 +144,37 @@ def _streaming(chunks: Iterator[Any], steer: _Steer, request_id: str) -> Streami
     )
 
 
+_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+
+
+def _bad_role(body: dict[str, Any]) -> JSONResponse | None:
+    """OpenAI's 400 for a message whose role it does not take (the libretto document's "ai", say)."""
+    for i, message in enumerate(body.get("messages") or ()):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in _ROLES:
+            supported = ", ".join(repr(r) for r in _ROLES)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"Invalid value: {role!r}. Supported values are: {supported}.",
+                        "type": "invalid_request_error",
+                        "param": f"messages[{i}].role",
+                        "code": "invalid_value",
+                    }
+                },
+                status_code=400,
+            )
+    return None
+
+
 async def chat_completions(request: Request) -> Response:
     body = await _read(request)
     steer = _Steer(request, body)
     if steer.status:
         return _error(steer.status)
+    refused = _bad_role(body)
+    if refused is not None:
+        return refused
     model, n = body.get("model", "gpt-4o-mini"), int(body.get("n") or 1)
     cid, created, rid = f"chatcmpl-{next(_ids)}", int(time.time()), f"req_{next(_ids)}"
     words = _words(steer.reply)

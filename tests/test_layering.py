@@ -102,7 +102,6 @@ def _import_graph() -> dict[str, set[str]]:
     return graph
 
 
-@pytest.mark.xfail(strict=True, reason="the SDK recorder's circle (issue 14, item 10) is still there")
 def test_no_two_modules_import_each_other() -> None:
     graph = _import_graph()
     circles = set()

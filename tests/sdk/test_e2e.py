@@ -57,8 +57,11 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """``sightline serve`` on a temporary SQLite file, and a key from ``sightline token create``."""
+def live(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> Iterator[Live]:
+    """``sightline serve`` on a temporary SQLite file, and a key from ``sightline token create``.
+
+    Its gateway (``/v1``) forwards to the fake provider the SDK calls directly.
+    """
     tmp: Path = tmp_path_factory.mktemp("sightline")
     database_url = f"sqlite:///{tmp / 'server.db'}"
     made = subprocess.run(
@@ -70,7 +73,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )
     if made.returncode != 0:
         pytest.skip(f"`sightline token create` does not work yet: {made.stderr[-300:]}")
-    process, url = start_server(database_url, tmp / "server.log")
+    upstream = {"SIGHTLINE_UPSTREAM_URL": fake_openai.base_url, "SIGHTLINE_UPSTREAM_API_KEY": "sk-upstream"}
+    process, url = start_server(database_url, tmp / "server.log", env=upstream)
     server = Live(url, made.stdout.strip().splitlines()[-1])
     yield server
     server.http.close()
@@ -314,3 +318,190 @@ def test_a_dead_server_never_slows_or_fails_the_call(fake_openai: FakeOpenAI) ->
     assert time.perf_counter() - started < 5
     assert sightline.flush(0.2) is False
     _worker.reset(timeout=0.1)
+
+
+# -- the libretto document's usage, taken literally ----------------------------------------------
+
+
+def test_uuid_objects_are_taken_wherever_an_id_is(live: Live, client: sightline.Client) -> None:
+    chain_id, event_id, user, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    chat_id = uuid.UUID(f"{uuid.uuid4()}")
+    first = client.completions.create(
+        model="gpt-3.5-turbo-instruct",
+        prompt="Say hi",
+        sightline=sightline.CallParams(
+            event_id=event_id, chain_id=chain_id, chat_id=chat_id, user_id=user, session_id=session
+        ),
+    )
+    second = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Say bye", sightline={"chain_id": chain_id}
+    )
+    generation = live.generation(str(event_id))
+    assert _id(first) == str(event_id)
+    assert generation["runId"] == str(chain_id) and generation["chatId"] == str(chat_id)
+    assert generation["metadata"]["sessionId"] == str(session)
+    chain = live.run(str(chain_id))
+    assert chain["userId"] == str(user)  # the chain, a run, owns the user
+    assert [s["id"] for s in chain["steps"]] == [str(event_id), _id(second)]
+
+    scoped_user, scoped_chat = uuid.uuid4(), uuid.uuid4()
+    with sightline.context(user_id=scoped_user, chat_id=scoped_chat, session_id=session):
+        scoped = client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
+    assert [g["id"] for g in live.generations(userId=str(scoped_user))] == [_id(scoped)]
+    assert live.generation(_id(scoped))["chatId"] == str(scoped_chat)
+
+    run_id, run_user = uuid.uuid4(), uuid.uuid4()
+    with sightline.Pipeline("compose", client=client).start(user_id=run_user, run_id=run_id) as run:
+        step = run.openai.chat.completions.create(model="gpt-4o-mini", messages=[USER])
+    assert live.run(str(run_id))["userId"] == str(run_user)
+    assert live.generation(_id(step))["runId"] == str(run_id)
+
+    client.send_feedback(generation_id=event_id, rating=1.0, user_id=user)
+    feedback = live.generation(str(event_id))["feedback"]
+    assert feedback["score"] == 1.0 and feedback["userId"] == str(user)
+
+
+def test_template_role_ai_is_sent_as_assistant_and_recorded_as_written(
+    live: Live, client: sightline.Client, fake_openai: FakeOpenAI
+) -> None:
+    template = [
+        {"role": "ai", "content": "Hello, I'm {system_name}!"},
+        {"role": "user", "content": "Hi {system_name}, I'm {user_name}!"},
+    ]
+    params = {"system_name": "Comics Inc", "user_name": "Ann"}
+    response = client.chat.completions.create(  # type: ignore[call-overload]
+        model="gpt-4o-mini",
+        sightline=sightline.CallParams(
+            prompt_template_name="welcome", template_chat=template, template_params=params
+        ),
+    )
+    sent = fake_openai.requests()[-1]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["assistant", "user"]
+    generation = live.generation(_id(response))
+    assert generation["input"]["content"] == [
+        {"role": "assistant", "content": "Hello, I'm Comics Inc!"},
+        {"role": "user", "content": "Hi Comics Inc, I'm Ann!"},
+    ]
+    assert generation["template"]["chat"] == template
+    assert generation["template"]["params"] == params
+
+    chat = sightline.TemplateChat(template, params)
+    again = client.chat.completions.create(model="gpt-4o-mini", messages=chat)
+    assert [m["role"] for m in live.generation(_id(again))["template"]["chat"]] == ["ai", "user"]
+
+
+def test_a_call_that_fails_before_it_is_sent_is_no_generation(
+    live: Live, client: sightline.Client, fake_openai: FakeOpenAI
+) -> None:
+    chat_id, chain_id = str(uuid.uuid4()), str(uuid.uuid4())
+    fake_openai.clear()
+    with pytest.raises(TypeError):
+        client.chat.completions.create(  # type: ignore[call-overload]
+            model="gpt-4o-mini",
+            messages=[USER],
+            not_an_argument=1,
+            sightline={"chat_id": chat_id, "chain_id": chain_id},
+        )
+    with pytest.raises(TypeError):  # openai's own check of the required arguments
+        client.chat.completions.create(model="gpt-4o-mini", sightline={"chat_id": chat_id})  # type: ignore[call-overload]
+
+    async def async_call() -> None:
+        aclient = sightline.AsyncClient(api_key="k", base_url=client.base_url, sightline=live.config())
+        with pytest.raises(TypeError):
+            await aclient.chat.completions.create(  # type: ignore[call-overload]
+                model="gpt-4o-mini", messages=[USER], not_an_argument=1, sightline={"chat_id": chat_id}
+            )
+
+    import asyncio
+
+    asyncio.run(async_call())
+    assert fake_openai.requests() == []  # nothing reached the provider ...
+    refused = client.with_options(max_retries=0).chat.completions.create
+    with pytest.raises(openai.BadRequestError):  # ... unlike a call the provider refused
+        refused(
+            model="gpt-4o-mini", messages=[{"role": "ai", "content": "x"}], sightline={"chat_id": chat_id}
+        )  # type: ignore[list-item]
+    answered = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[USER], sightline={"chat_id": chat_id}
+    )
+    stored = live.generations(chatId=chat_id)
+    assert [g["status"] for g in stored] == ["ok", "error"]  # newest first
+    assert stored[0]["id"] == _id(answered)
+    assert live.http.get(f"/api/runs/{chain_id}").status_code == 404  # its chain was not started either
+    assert sightline.stats().internal_errors == 0
+
+
+def test_responses_and_streams_carry_the_generation_id(live: Live, client: sightline.Client) -> None:
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
+    generation_id = response.model_extra["sightline_generation_id"]  # type: ignore[index]
+    assert live.generation(generation_id)["output"]["content"] == response.choices[0].message.content
+
+    completion = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Hi")
+    embedding = client.embeddings.create(model="text-embedding-3-small", input="Hi")
+    for answer in (completion, embedding):
+        assert live.generation(answer.model_extra["sightline_generation_id"])["id"] == _id(answer)  # type: ignore[index]
+
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[USER], stream=True)
+    chunks = list(stream)
+    assert {c.model_extra["sightline_generation_id"] for c in chunks} == {stream.sightline_generation_id}  # type: ignore[index, attr-defined]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert live.generation(stream.sightline_generation_id)["output"]["content"] == text  # type: ignore[attr-defined]
+
+
+# -- one mapper: the SDK and the gateway record the same call alike ------------------------------
+
+_CALLS = {
+    "chat": (
+        "chat",
+        {"messages": [{"role": "system", "content": "Be brief."}, USER], "n": 2, "stop": ["\n"]},
+    ),
+    "chat, streamed": ("chat", {"messages": [USER], "stream": True, "temperature": 0.5, "max_tokens": 40}),
+    "tool call": ("chat", {"messages": [USER], "extra_headers": {"x-fake-tool": "get_weather"}, "seed": 3}),
+    "tool call, streamed": (
+        "chat",
+        {"messages": [USER], "stream": True, "extra_headers": {"x-fake-tool": "f"}},
+    ),
+    "completion, streamed": ("completion", {"prompt": "Say hi", "stream": True, "top_p": 0.5}),
+    "embedding": ("embedding", {"input": ["a b", "c"], "encoding_format": "float"}),
+}
+_MODELS = {
+    "chat": "gpt-4o-mini",
+    "completion": "gpt-3.5-turbo-instruct",
+    "embedding": "text-embedding-3-small",
+}
+
+
+@pytest.mark.parametrize("shape", list(_CALLS))
+def test_the_sdk_and_the_gateway_record_one_call_alike(
+    live: Live, client: sightline.Client, shape: str
+) -> None:
+    kind, kwargs = _CALLS[shape]
+    kwargs = {"model": _MODELS[kind], **kwargs}
+    gateway = openai.OpenAI(api_key=live.key, base_url=f"{live.url}/v1", max_retries=0)
+    resources = {
+        "chat": (client.chat.completions, gateway.chat.completions),
+        "completion": (client.completions, gateway.completions),
+        "embedding": (client.embeddings, gateway.embeddings),
+    }
+    through_sdk, through_gateway = resources[kind]
+
+    answer = through_sdk.create(**kwargs)
+    sdk_id = (
+        answer.sightline_generation_id
+        if kwargs.get("stream")
+        else answer.model_extra["sightline_generation_id"]
+    )
+    if kwargs.get("stream"):
+        list(answer)
+    raw = through_gateway.with_raw_response.create(**kwargs)
+    gateway_id = raw.headers["x-sightline-generation-id"]
+    if kwargs.get("stream"):
+        list(raw.parse())
+
+    by_sdk, by_gateway = live.generation(sdk_id), live.generation(gateway_id)
+    for part in ("input", "output", "parameters", "status"):
+        assert by_sdk[part] == by_gateway[part], part
+    assert by_sdk["model"]["version"] == by_gateway["model"]["version"]
+    tokens = ("promptTokens", "completionTokens", "totalTokens", "cachedTokens", "reasoningTokens")
+    assert {k: by_sdk["usage"].get(k) for k in tokens} == {k: by_gateway["usage"].get(k) for k in tokens}
+    assert by_sdk["output"]

@@ -35,7 +35,8 @@ def test_stream_yields_the_same_chunks_as_openai(
     assert isinstance(stream, openai.Stream)
     chunks = list(stream)
     assert all(type(c) is ChatCompletionChunk for c in chunks)
-    got = [c.model_dump(exclude={"id", "created", "sightline_feedback_key"}) for c in chunks]
+    sightline_extras = {"sightline_feedback_key", "sightline_generation_id"}
+    got = [c.model_dump(exclude={"id", "created", *sightline_extras}) for c in chunks]
     assert got == expected  # the usage chunk Sightline asked for is not shown
     assert [c.to_dict() for c in chunks][1].keys() == {
         "id",
@@ -43,7 +44,7 @@ def test_stream_yields_the_same_chunks_as_openai(
         "created",
         "model",
         "choices",
-        "sightline_feedback_key",
+        *sightline_extras,
     }
     body = capture.one()
     Generation.model_validate(body)

@@ -3,7 +3,8 @@
 :class:`StreamRelay` forwards whole events as soon as they arrive and keeps each event's data for
 the record; it drops the usage-only chunk the gateway asked for on the caller's behalf.
 :func:`assemble` turns the kept events into the answer a non-streamed request would have had (for
-the record and the cache), and :func:`replay` turns such an answer back into a valid stream.
+the cache; the merging is :func:`sightline.mapping.assemble`, the record's and the SDK's too), and
+:func:`replay` turns such an answer back into a valid stream.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["StreamRelay", "assemble", "replay"]
+from .. import mapping
+
+__all__ = ["StreamRelay", "assemble", "chunks", "replay"]
 
 _DONE = b"[DONE]"
 
@@ -89,40 +92,9 @@ class StreamRelay:
         return b""
 
 
-def _merge_chat(message: dict[str, Any], delta: dict[str, Any]) -> None:
-    if delta.get("role"):
-        message["role"] = delta["role"]
-    for field in ("content", "refusal"):
-        piece = delta.get(field)
-        if piece:
-            message[field] = (message.get(field) or "") + piece
-    for call in delta.get("tool_calls") or ():
-        calls = message.setdefault("tool_calls", {})
-        entry = calls.setdefault(
-            call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-        )
-        if call.get("id"):
-            entry["id"] = call["id"]
-        if call.get("type"):
-            entry["type"] = call["type"]
-        function = call.get("function") or {}
-        entry["function"]["name"] += function.get("name") or ""
-        entry["function"]["arguments"] += function.get("arguments") or ""
-    function_call = delta.get("function_call")
-    if function_call:
-        merged = message.setdefault("function_call", {"name": "", "arguments": ""})
-        merged["name"] += function_call.get("name") or ""
-        merged["arguments"] += function_call.get("arguments") or ""
-
-
-def assemble(kind: str, events: list[bytes]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``(answer, error)`` from a stream's events: the answer as a non-streamed request gets it
-    (``chat.completion`` or ``text_completion``), and the error event the stream carried, if any."""
-    chat = kind == "chat"
-    head: dict[str, Any] = {}
-    choices: dict[int, dict[str, Any]] = {}
-    usage: Any = None
-    error: dict[str, Any] | None = None
+def chunks(events: list[bytes]) -> list[dict[str, Any]]:
+    """The JSON objects of a stream's events (``[DONE]`` and what is not a JSON object left out)."""
+    out: list[dict[str, Any]] = []
     for data in events:
         if data == _DONE:
             continue
@@ -130,47 +102,16 @@ def assemble(kind: str, events: list[bytes]) -> tuple[dict[str, Any] | None, dic
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             continue
-        if not isinstance(chunk, dict):
-            continue
-        if "error" in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-            continue
-        if not head:
-            head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if chunk.get(k)}
-        usage = chunk.get("usage") or usage
-        for choice in chunk.get("choices") or ():
-            index = choice.get("index", 0)
-            entry = choices.get(index)
-            if entry is None:
-                entry = choices[index] = {"index": index, "finish_reason": None, "logprobs": None}
-                if chat:
-                    entry["message"] = {"role": "assistant", "content": None}
-                else:
-                    entry["text"] = ""
-            if chat:
-                _merge_chat(entry["message"], choice.get("delta") or {})
-            else:
-                entry["text"] += choice.get("text") or ""
-            if choice.get("finish_reason"):
-                entry["finish_reason"] = choice["finish_reason"]
-    if not head and not choices:
-        return None, error
-    for entry in choices.values():
-        message = entry.get("message")
-        if message is not None and "tool_calls" in message:
-            message["tool_calls"] = [message["tool_calls"][i] for i in sorted(message["tool_calls"])]
-    answer: dict[str, Any] = {
-        "id": head.get("id", ""),
-        "object": "chat.completion" if chat else "text_completion",
-        "created": head.get("created", 0),
-        "model": head.get("model", ""),
-        "choices": [choices[i] for i in sorted(choices)],
-    }
-    if usage is not None:
-        answer["usage"] = usage
-    if "system_fingerprint" in head:
-        answer["system_fingerprint"] = head["system_fingerprint"]
-    return answer, error
+        if isinstance(chunk, dict):
+            out.append(chunk)
+    return out
+
+
+def assemble(kind: str, events: list[bytes]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(answer, error)`` from a stream's events: the answer as a non-streamed request gets it
+    (``chat.completion`` or ``text_completion``), and the error event the stream carried, if any.
+    The merging is :func:`sightline.mapping.assemble`, the SDK's too."""
+    return mapping.assemble(kind, chunks(events))
 
 
 def _event(payload: Any) -> bytes:

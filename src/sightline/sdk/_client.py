@@ -3,14 +3,21 @@
 They subclass ``openai.OpenAI`` / ``openai.AsyncOpenAI`` and replace only the ``chat.completions``,
 ``completions`` and ``embeddings`` resources by subclasses whose ``create`` also takes
 ``sightline=CallParams(...)``. What ``create`` returns is what openai returns (a stream is an
-``openai.Stream`` subclass passing the same chunks through).
+``openai.Stream`` subclass passing the same chunks through), with the generation id and feedback
+key in its ``model_extra``.
+
+The client is where the SDK's parts are wired together: it sets the process's exporter up with the
+encoder of records (:func:`recorder`), wraps streams in recording streams, and tells a call that
+openai sent it (``_prepare_request``), since only calls that reached the provider are recorded.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, Self, Unpack, cast, overload
 
@@ -23,11 +30,14 @@ from openai.resources.embeddings import AsyncEmbeddings, Embeddings
 from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from sightline.sdk import _worker
 from sightline.sdk._config import SightlineConfig
+from sightline.sdk._encode import encode
 from sightline.sdk._feedback import send_feedback
 from sightline.sdk._guard import report_internal_error
-from sightline.sdk._params import CallParams, InvalidParams
+from sightline.sdk._params import CallParams, InvalidParams, coerce_id
 from sightline.sdk._record import CHAT, COMPLETION, EMBEDDING, Call, Recorder, RunLike
+from sightline.sdk._streams import AsyncRecordingStream, RecordingStream
 
 if TYPE_CHECKING:
     from sightline.sdk._typing import (
@@ -40,10 +50,24 @@ if TYPE_CHECKING:
         EmbeddingArgs,
     )
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "Client", "recorder"]
 
 SightlineArg = CallParams | Mapping[str, Any] | None
 _warned = threading.Event()
+# The recorded call this thread or task is making: openai's request hook marks it as sent.
+_sending: ContextVar[Call | None] = ContextVar("sightline_sending", default=None)
+
+
+def recorder(config: SightlineConfig, base_url: str) -> Recorder:
+    """The recorder of a (resolved) configuration, with the process's exporter set up for it."""
+    made = Recorder(config, base_url)
+    if made.enabled:
+        if config.redact_pii:
+            from sightline.sdk._redact import require_pii_extra
+
+            require_pii_extra()
+        _worker.configure(config, encode)
+    return made
 
 
 def _recorder(config: SightlineConfig | None, base_url: str) -> Recorder:
@@ -55,7 +79,7 @@ def _recorder(config: SightlineConfig | None, base_url: str) -> Recorder:
             "works as the plain openai client and records nothing",
             stacklevel=3,
         )
-    return Recorder(resolved, base_url)
+    return recorder(resolved, base_url)
 
 
 def _begin(recorder: Recorder, kind: str, kwargs: dict[str, Any], sightline: SightlineArg) -> Call | None:
@@ -68,18 +92,41 @@ def _begin(recorder: Recorder, kind: str, kwargs: dict[str, Any], sightline: Sig
         return None
 
 
+def _answered(call: Call, result: Any) -> Any:
+    """What the caller gets: the response, recorded now, or a stream recording as it passes through."""
+    if isinstance(result, openai.Stream | openai.AsyncStream):
+        try:
+            call.sign()
+            if isinstance(result, openai.Stream):
+                return RecordingStream(result, call)
+            return AsyncRecordingStream(result, call)
+        except Exception as bug:
+            report_internal_error("recording a call", bug)
+            return result
+    return call.succeeded(result)
+
+
+def _sent() -> None:
+    call = _sending.get()
+    if call is not None:
+        call.sent = True
+
+
 def _call(
     recorder: Recorder, kind: str, create: Callable[..., Any], kwargs: dict[str, Any], sightline: SightlineArg
 ) -> Any:
     call = _begin(recorder, kind, kwargs, sightline)
     if call is None:
         return create(**kwargs)
+    token = _sending.set(call)
     try:
         result = create(**kwargs)
     except BaseException as exc:
         call.failed(exc)
         raise
-    return call.succeeded(result)
+    finally:
+        _sending.reset(token)
+    return _answered(call, result)
 
 
 async def _acall(
@@ -92,12 +139,15 @@ async def _acall(
     call = _begin(recorder, kind, kwargs, sightline)
     if call is None:
         return await create(**kwargs)
+    token = _sending.set(call)
     try:
         result = await create(**kwargs)
     except BaseException as exc:
         call.failed(exc)
         raise
-    return call.succeeded(result)
+    finally:
+        _sending.reset(token)
+    return _answered(call, result)
 
 
 class _ChatCompletions(ChatCompletions):
@@ -242,13 +292,13 @@ class _SightlineMixin:
         self,
         feedback_key: str | None = None,
         *,
-        generation_id: str | None = None,
+        generation_id: str | uuid.UUID | None = None,
         rating: float | None = None,
         thumbs: Literal["up", "down"] | None = None,
         comment: str | None = None,
         better_response: str | None = None,
         categories: list[str] | None = None,
-        user_id: str | None = None,
+        user_id: str | uuid.UUID | None = None,
     ) -> None:
         """Queue feedback on a generation, named by its feedback key (or its id).
 
@@ -258,13 +308,13 @@ class _SightlineMixin:
         send_feedback(
             self._sightline,
             feedback_key=feedback_key,
-            generation_id=generation_id,
+            generation_id=coerce_id("generation_id", generation_id),
             rating=rating,
             thumbs=thumbs,
             comment=comment,
             better_response=better_response,
             categories=categories,
-            user_id=user_id,
+            user_id=coerce_id("user_id", user_id),
         )
 
 
@@ -283,6 +333,11 @@ class Client(_SightlineMixin, openai.OpenAI):
     def completions(self) -> _Completions:
         return _Completions(self)
 
+    def _prepare_request(self, request: Any) -> None:
+        # openai's hook, called just before each request (each retry) is sent.
+        _sent()
+        return super()._prepare_request(request)
+
     @cached_property
     def embeddings(self) -> _Embeddings:
         return _Embeddings(self)
@@ -298,6 +353,11 @@ class AsyncClient(_SightlineMixin, openai.AsyncOpenAI):
     @cached_property
     def completions(self) -> _AsyncCompletions:
         return _AsyncCompletions(self)
+
+    async def _prepare_request(self, request: Any) -> None:
+        # openai's hook, called just before each request (each retry) is sent.
+        _sent()
+        return await super()._prepare_request(request)
 
     @cached_property
     def embeddings(self) -> _AsyncEmbeddings:

@@ -6,13 +6,14 @@ own; a nested block adds to (and overrides) the enclosing one.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from sightline.sdk._params import InvalidParams, check_metadata
+from sightline.sdk._params import check_metadata, coerce_id
 
 __all__ = ["Scope", "context", "current_scope"]
 
@@ -35,32 +36,25 @@ def current_scope() -> Scope | None:
     return _scope.get()
 
 
-def _check(name: str, value: str | None) -> None:
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
-        raise InvalidParams(f"{name} must be a non-empty string of at most 200 characters", field=name)
-
-
 class context:  # noqa: N801 - used like a function: `with sightline.context(...)`
     """Attach a user, session, chat or metadata to every call made inside the block.
 
     Usable as ``with`` and ``async with``; a nested block merges into the enclosing one, metadata key
-    by key. Metadata is validated here, with a :class:`ValueError` naming the bad key.
+    by key. Ids are strings or ``uuid.UUID`` objects. Metadata is validated here, with a
+    :class:`ValueError` naming the bad key.
     """
 
     def __init__(
         self,
         *,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        chat_id: str | None = None,
+        user_id: str | uuid.UUID | None = None,
+        session_id: str | uuid.UUID | None = None,
+        chat_id: str | uuid.UUID | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        _check("user_id", user_id)
-        _check("session_id", session_id)
-        _check("chat_id", chat_id)
-        self._user_id = user_id
-        self._session_id = session_id
-        self._chat_id = chat_id
+        self._user_id = coerce_id("user_id", user_id)
+        self._session_id = coerce_id("session_id", session_id)
+        self._chat_id = coerce_id("chat_id", chat_id)
         self._metadata = check_metadata(metadata) if metadata else {}
         self._tokens: list[Token[Scope | None]] = []
 

@@ -10,7 +10,10 @@ from typing import Any
 from sightline.errors import InvalidInput
 from sightline.schema import normalize_metadata
 
-__all__ = ["CallParams", "InvalidParams", "check_metadata", "coerce_call_params"]
+__all__ = ["CallParams", "Id", "InvalidParams", "check_metadata", "coerce_call_params", "coerce_id"]
+
+Id = str | uuid.UUID
+"""An id as the SDK takes it: a string, or a UUID object (recorded as its canonical text)."""
 
 
 class InvalidParams(InvalidInput, ValueError):
@@ -28,9 +31,15 @@ def check_metadata(raw: Any, *, where: str = "metadata") -> dict[str, Any]:
         raise InvalidParams(f"{where}: {exc}", field="metadata") from None
 
 
-def _check_id(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
-        raise InvalidParams(f"{name} must be a non-empty string of at most 200 characters", field=name)
+def coerce_id(name: str, value: object) -> str | None:
+    """An id as recorded (a UUID object as its text), or :class:`InvalidParams` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, str) and 0 < len(value) <= 200:
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise InvalidParams(f"{name} must be a non-empty string of at most 200 characters, or a UUID", field=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +47,16 @@ class CallParams:
     """What Sightline records about one call, beyond what openai sees.
 
     ``event_id`` becomes the generation id (a UUID; one is made when absent). ``chain_id`` groups
-    related calls into one run. ``template_chat``/``template_text`` with ``template_params`` record
-    the template a call was rendered from; when ``messages``/``prompt`` is not given, the template is
-    rendered and sent.
+    related calls into one run. Ids are strings or ``uuid.UUID`` objects; a UUID is kept as its
+    text. ``template_chat``/``template_text`` with ``template_params`` record the template a call
+    was rendered from; when ``messages``/``prompt`` is not given, the template is rendered and sent.
     """
 
-    event_id: str | None = None
-    chat_id: str | None = None
-    chain_id: str | None = None
-    user_id: str | None = None
-    session_id: str | None = None
+    event_id: Id | None = None
+    chat_id: Id | None = None
+    chain_id: Id | None = None
+    user_id: Id | None = None
+    session_id: Id | None = None
     metadata: Mapping[str, Any] | None = None
     prompt_template_name: str | None = None
     template_chat: list[Any] | None = None
@@ -65,7 +74,9 @@ class CallParams:
                 ) from None
             object.__setattr__(self, "event_id", canonical)
         for name in ("chat_id", "chain_id", "user_id", "session_id", "prompt_template_name"):
-            _check_id(name, getattr(self, name))
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, coerce_id(name, value))
         if self.metadata is not None:
             object.__setattr__(self, "metadata", check_metadata(self.metadata))
         if self.tags is not None and (

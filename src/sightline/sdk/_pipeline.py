@@ -10,18 +10,19 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sightline.ids import new_id
+from sightline.mapping import iso
 from sightline.sdk import _worker
-from sightline.sdk._client import AsyncClient, Client
+from sightline.sdk._client import AsyncClient, Client, recorder
 from sightline.sdk._config import SightlineConfig
 from sightline.sdk._context import current_scope
-from sightline.sdk._params import InvalidParams, check_metadata
+from sightline.sdk._params import InvalidParams, check_metadata, coerce_id
 from sightline.sdk._record import Recorder
-from sightline.sdk._wire import iso
 
 __all__ = ["Pipeline", "PipelineRun"]
 
@@ -56,18 +57,20 @@ class Pipeline:
     def recorder(self) -> Recorder:
         """Where this pipeline's runs are recorded."""
         if self._recorder is None:
-            self._recorder = Recorder((self._config or SightlineConfig()).resolved(), "")
+            self._recorder = recorder((self._config or SightlineConfig()).resolved(), "")
         return self._recorder
 
     def start(
         self,
         params: Mapping[str, Any] | None = None,
         *,
-        user_id: str | None = None,
+        user_id: str | uuid.UUID | None = None,
         metadata: Mapping[str, Any] | None = None,
-        run_id: str | None = None,
+        run_id: str | uuid.UUID | None = None,
     ) -> PipelineRun:
-        """Start a run. ``params`` is the dict form ``{"userId": ..., "metadata": {...}}``."""
+        """Start a run. ``params`` is the dict form ``{"userId": ..., "metadata": {...}}``.
+
+        Ids are strings or ``uuid.UUID`` objects."""
         if params is not None:
             unknown = set(params) - {"userId", "user_id", "metadata", "runId", "run_id"}
             if unknown:
@@ -75,10 +78,12 @@ class Pipeline:
             user_id = user_id or params.get("userId") or params.get("user_id")
             metadata = metadata if metadata is not None else params.get("metadata")
             run_id = run_id or params.get("runId") or params.get("run_id")
-        if user_id is None:
+        user = coerce_id("user_id", user_id)
+        if user is None:
             scope = current_scope()
-            user_id = scope.user_id if scope is not None else None
-        return PipelineRun(self, run_id or new_id()[0], user_id, check_metadata(metadata))
+            user = scope.user_id if scope is not None else None
+        run = coerce_id("run_id", run_id) or new_id()[0]
+        return PipelineRun(self, run, user, check_metadata(metadata))
 
 
 class PipelineRun:

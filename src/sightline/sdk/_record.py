@@ -3,6 +3,10 @@
 :meth:`Recorder.begin` renders templates (they must be rendered before openai sends them), checks the
 Sightline arguments and returns a :class:`Call` holding references only: timestamps, the request
 as given, the response. Everything else (the wire body, redaction, JSON) is the exporter's job.
+
+This module knows neither streams nor how records are encoded: the client wraps streams
+(:mod:`._streams`) and sets the exporter up with its encoder (:mod:`._encode`); a finished call is
+handed to the exporter as it is (``_worker.submit(destination, "generation", call)``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from openai import AsyncStream, Stream
-
 from sightline.feedback_key import Signer
 from sightline.ids import new_uuid
+from sightline.mapping import iso
 from sightline.sdk import _worker
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._context import Scope, current_scope
@@ -32,11 +35,13 @@ from sightline.sdk._templates import (
     render_content_templates,
     render_text,
 )
-from sightline.sdk._wire import FEEDBACK_KEY, iso
 
-__all__ = ["Call", "Recorder", "RunLike", "attach_feedback_key"]
+__all__ = ["FEEDBACK_KEY", "GENERATION_ID", "Call", "Recorder", "RunLike", "annotate"]
 
 CHAT, COMPLETION, EMBEDDING = "chat", "completion", "embedding"
+# What every response (and every chunk of a stream) carries in its ``model_extra``.
+FEEDBACK_KEY = "sightline_feedback_key"
+GENERATION_ID = "sightline_generation_id"
 
 
 class RunLike(Protocol):
@@ -49,13 +54,16 @@ class RunLike(Protocol):
     def merge_metadata(self, metadata: Mapping[str, Any]) -> None: ...
 
 
-def attach_feedback_key(obj: Any, key: str) -> None:
-    """Put the feedback key in a response's ``model_extra``."""
+def annotate(obj: Any, call: Call) -> None:
+    """Put the call's generation id and feedback key in a response's (or a chunk's) ``model_extra``."""
     extra = getattr(obj, "__pydantic_extra__", None)
     if extra is None:
-        object.__setattr__(obj, "__pydantic_extra__", {FEEDBACK_KEY: key})
+        object.__setattr__(
+            obj, "__pydantic_extra__", {GENERATION_ID: call.id, FEEDBACK_KEY: call.feedback_key}
+        )
     else:
-        extra[FEEDBACK_KEY] = key
+        extra[GENERATION_ID] = call.id
+        extra[FEEDBACK_KEY] = call.feedback_key
 
 
 class Call:
@@ -85,6 +93,7 @@ class Call:
         "outcome",
         "hide_usage",
         "feedback_key",
+        "sent",
         "done",
     )
 
@@ -122,13 +131,20 @@ class Call:
         self.first: float | None = None
         self.ended: float | None = None
         self.feedback_key = ""
+        self.sent = False  # the client set it when openai sent the request
         self.done = False
         self.wall = time.time()
         self.started = time.perf_counter()
 
     def failed(self, exc: BaseException) -> None:
-        """The upstream call raised: record it as an error (the caller re-raises ``exc``)."""
+        """The call raised: record it as an error if it was sent (the caller re-raises ``exc``).
+
+        A call that failed before openai sent anything (an unknown keyword, a missing argument)
+        never reached a model: it is no generation.
+        """
         self.ended = time.perf_counter()
+        if not self.sent:
+            return
         try:
             self.error = exc
             self.outcome = "error"
@@ -136,23 +152,21 @@ class Call:
         except Exception as bug:
             report_internal_error("recording a failed call", bug)
 
+    def sign(self) -> str:
+        """The feedback key of this call (signed once)."""
+        if not self.feedback_key:
+            self.feedback_key = self.recorder.signer.sign(self.uuid.bytes)
+        return self.feedback_key
+
     def succeeded(self, result: Any) -> Any:
-        """The upstream answered: record the response, or wrap the stream. Returns what the caller gets."""
+        """The upstream answered (not a stream): record the response. Returns what the caller gets."""
         ended = time.perf_counter()
         try:
-            self.feedback_key = self.recorder.signer.sign(self.uuid.bytes)
-            if isinstance(result, Stream):
-                from sightline.sdk._streams import RecordingStream
-
-                return RecordingStream(result, self)
-            if isinstance(result, AsyncStream):
-                from sightline.sdk._streams import AsyncRecordingStream
-
-                return AsyncRecordingStream(result, self)
+            self.sign()
             self.ended = ended
             self.result = _parsed(result)
             if self.result is not None:
-                attach_feedback_key(self.result, self.feedback_key)
+                annotate(self.result, self)
             self._submit()
         except Exception as bug:
             report_internal_error("recording a call", bug)
@@ -174,6 +188,8 @@ class Call:
         self.done = True
         destination = self.recorder.destination
         if destination is not None:
+            if self.run_id is not None and self.recorder.run is None:
+                self.recorder.announce_chain(self)
             _worker.submit(destination, "generation", self)
 
 
@@ -219,14 +235,6 @@ class Recorder:
         self.provider = _provider(base_url)
         self.run = run
         self._chains: OrderedDict[str, None] = OrderedDict()
-        if self.enabled:
-            if config.redact_pii:
-                from sightline.sdk._redact import require_pii_extra
-
-                require_pii_extra()
-            from sightline.sdk._encode import encode
-
-            _worker.configure(config, encode)
 
     def bound(self, run: RunLike, base_url: str) -> Recorder:
         """A recorder whose calls are steps of ``run``."""
@@ -254,7 +262,7 @@ class Recorder:
                 base = dict(options) if isinstance(options, Mapping) else {}
                 kwargs["stream_options"] = {**base, "include_usage": True}
                 hide_usage = True
-        call_uuid = uuid.UUID(params.event_id) if params and params.event_id else new_uuid()
+        call_uuid = uuid.UUID(str(params.event_id)) if params and params.event_id else new_uuid()
         step_index = None
         if run is not None:
             if params is not None and params.user_id is not None:
@@ -268,9 +276,7 @@ class Recorder:
                 run.merge_metadata(params.metadata)
             run_id: str | None = run.id
         else:
-            run_id = params.chain_id if params else None
-            if run_id is not None:
-                self._announce_chain(run_id, params)
+            run_id = str(params.chain_id) if params and params.chain_id is not None else None
         return Call(
             self,
             kind,
@@ -284,16 +290,17 @@ class Recorder:
             hide_usage,
         )
 
-    def _announce_chain(self, chain_id: str, params: CallParams | None) -> None:
-        # A chain is a run the caller names: it must exist (and own the user id) before its calls land.
-        if chain_id in self._chains or self.destination is None:
+    def announce_chain(self, call: Call) -> None:
+        """Make sure the chain (a run the caller names) of ``call`` exists, and owns the user id,
+        before the call lands: queued just ahead of it, the first time a call of the chain is recorded."""
+        chain_id, params, scope = call.run_id, call.params, call.scope
+        if chain_id is None or chain_id in self._chains or self.destination is None:
             return
         self._chains[chain_id] = None
         if len(self._chains) > 10_000:
             self._chains.popitem(last=False)
-        scope = current_scope()
         user = (params.user_id if params else None) or (scope.user_id if scope else None)
-        body: dict[str, Any] = {"id": chain_id, "startedAt": iso(time.time()), "status": "ok"}
+        body: dict[str, Any] = {"id": chain_id, "startedAt": iso(call.wall), "status": "ok"}
         if user:
             body["userId"] = user
         _worker.submit(self.destination, "run", body)

@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 from openai import AsyncStream, Stream
 
 from sightline.sdk._guard import report_internal_error
-from sightline.sdk._record import Call
-from sightline.sdk._wire import FEEDBACK_KEY
+from sightline.sdk._record import FEEDBACK_KEY, GENERATION_ID, Call
 
 __all__ = ["AsyncRecordingStream", "RecordingStream"]
 
@@ -42,6 +41,7 @@ def _visible(call: Call, chunk: Any) -> bool:
         chunk.__pydantic_fields_set__.discard("usage")
     extra = chunk.__pydantic_extra__
     if extra is not None:
+        extra[GENERATION_ID] = call.id
         extra[FEEDBACK_KEY] = call.feedback_key
     return True
 
@@ -84,13 +84,16 @@ def _adopt(stream: Any, inner: Any, call: Call) -> None:
     call.chunks = []
     call.request_id = inner.response.headers.get("x-request-id")
     stream._sightline_call = call
-    stream.sightline_feedback_key = call.feedback_key
+    stream.sightline_generation_id = call.id
+    stream.sightline_feedback_key = call.sign()
 
 
 class RecordingStream(Stream[_T]):
     """An ``openai.Stream`` whose chunks are recorded as they pass through."""
 
     _sightline_call: Call
+    sightline_generation_id: str
+    """The id of the generation recording this call (also in every chunk's ``model_extra``)."""
     sightline_feedback_key: str
     """The feedback key of this call (also in every chunk's ``model_extra``)."""
 
@@ -115,6 +118,7 @@ class AsyncRecordingStream(AsyncStream[_T]):
     """An ``openai.AsyncStream`` whose chunks are recorded as they pass through."""
 
     _sightline_call: Call
+    sightline_generation_id: str
     sightline_feedback_key: str
 
     def __init__(self, inner: AsyncStream[_T], call: Call) -> None:  # noqa: D107
