@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     )
     functions_dir: Path | None = Field(default=None, description="Folder of custom_*.py pipeline functions")
     log_level: str = Field(default="info", description="Log level of `serve`")
+    jobs_in_serve: bool = Field(
+        default=True, description="Whether each `serve` process also runs background jobs (else: `worker`)"
+    )
+    job_concurrency: int = Field(default=4, ge=1, le=256, description="Jobs one process runs at once")
+    job_poll_seconds: float = Field(default=1.0, gt=0, description="Seconds between looks for due jobs")
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds a claimed job stays a worker's without renewal"
+    )
+    job_max_attempts: int = Field(default=5, ge=1, le=100, description="Attempts of a job before it fails")
+    job_backoff_seconds: float = Field(
+        default=10.0, ge=0, description="Seconds before a failed job's first retry (doubling after)"
+    )
+    cache_purge_seconds: float = Field(
+        default=600.0, gt=0, description="Seconds between purges of expired gateway cache entries"
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -260,8 +260,10 @@ def restore(file: Path, database_url: str | None) -> None:
 
 def _register_groups() -> None:
     from .providers import provider
+    from .worker import worker
 
     cli.add_command(provider)
+    cli.add_command(worker)
 
 
 _register_groups()

@@ -6,7 +6,8 @@ A hit in the LRU costs a dict lookup; after ``trust`` seconds an entry is checke
 shared layer again (in the background, the hit itself still answered from memory), so an entry
 renewed (``X-Sightline-Cache: refresh``) in another process is seen here soon after that time.
 Entries live ``ttl`` seconds (``SIGHTLINE_CACHE_TTL``; 0 stores nothing). A cache that fails
-(Redis down, a locked database) is a miss, never a failed call.
+(Redis down, a locked database) is a miss, never a failed call. Expired rows of the database layer
+are deleted by a periodic job (:func:`purge_expired`, kind :data:`PURGE_KIND`), never on a request.
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from typing import Any
 
 from ..store import Database
 from ..store.gateway.cache import PurgeExpired, StoreResponse, cached_response
+from ..store.jobs import Job
 
-__all__ = ["ResponseCache"]
+__all__ = ["PURGE_KIND", "ResponseCache", "purge_expired"]
 
 log = logging.getLogger(__name__)
 
-_PURGE_EVERY = 600.0  # seconds between deletions of expired rows (database layer)
+PURGE_KIND = "gateway.cache.purge"
+
+
+async def purge_expired(job: Job) -> PurgeExpired:
+    """The cache purge job's handler: the deletion of the entries expired by now, which the runner
+    commits with the job's completion (the number deleted is the job's result)."""
+    return PurgeExpired(int(time.time() * 1_000_000))
 
 
 @dataclass(slots=True)
@@ -58,7 +66,6 @@ class ResponseCache:
         self._bytes = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._checking: set[tuple[int, str]] = set()
-        self._purged = time.monotonic()
         self._warned = 0.0
 
     @property
@@ -158,11 +165,8 @@ class ResponseCache:
             return
         op = StoreResponse(project_id, key, endpoint, model, body.decode(), int(now * 1_000_000), expires_us)
         self._write(op)
-        if time.monotonic() - self._purged > _PURGE_EVERY:
-            self._purged = time.monotonic()
-            self._write(PurgeExpired(int(now * 1_000_000)))
 
-    def _write(self, op: StoreResponse | PurgeExpired) -> None:
+    def _write(self, op: StoreResponse) -> None:
         try:
             self._db.writer.submit(op).add_done_callback(self._written)
         except Exception as exc:

@@ -15,15 +15,17 @@ from starlette.types import ASGIApp
 
 from .. import __version__, gc_tuning
 from ..gateway import Gateway
+from ..gateway.cache import PURGE_KIND, purge_expired
+from ..jobs import Handlers, Runner
 from ..settings import Settings
 from ..store import Database, migrate
 from .auth import KeyCache
 from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .routers import aieye, export, feedback, generations, health, ingest, proxy, runs
+from .routers import aieye, export, feedback, generations, health, ingest, jobs, proxy, runs
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "job_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,11 @@ _SWITCH_INTERVAL = 0.0005  # seconds
 
 
 def create_app(
-    settings: Settings | None = None, *, database: Database | None = None, own_process: bool = False
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    own_process: bool = False,
+    run_jobs: bool | None = None,
 ) -> FastAPI:
     """A Sightline server over ``settings.database_url`` (or an already open ``database``).
 
@@ -43,7 +49,9 @@ def create_app(
       wait for each other's GIL;
     - garbage collection is set for a long-running process (``gc_tuning``): what exists by then
       is never walked again, and young collections run less often;
-    - threads take turns with the GIL more often (``_SWITCH_INTERVAL``).
+    - threads take turns with the GIL more often (``_SWITCH_INTERVAL``);
+    - background jobs run here too (``sightline.jobs``), unless ``settings.jobs_in_serve`` is off
+      (``run_jobs`` says so for other apps; tests run their runner themselves).
     """
     settings = settings or Settings()
     db = database or Database(
@@ -64,9 +72,12 @@ def create_app(
             # instead of the 5 ms default.
             sys.setswitchinterval(_SWITCH_INTERVAL)
         log.info("sightline %s serving %s", __version__, db.dialect)
+        if (own_process if run_jobs is None else run_jobs) and settings.jobs_in_serve:
+            runner.start()
         try:
             yield
         finally:
+            await runner.stop()  # jobs still running are given back for another process
             await gateway.aclose()  # hands its last records to the writer before it stops
             db.close()
 
@@ -80,9 +91,11 @@ def create_app(
     app.state.db = db
     app.state.keys = KeyCache(db, settings.key_cache_seconds)
     app.state.metrics = Metrics(db)
+    # Enqueues from any process; runs jobs only once started (in the lifespan).
+    runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings), settings)
     install_error_handlers(app)
     app.router.routes.extend(ingest.routes)
-    for module in (health, generations, feedback, runs, export):
+    for module in (health, generations, feedback, runs, export, jobs):
         app.include_router(module.router)
     install_dashboard(app)
     gateway = app.state.gateway = Gateway(settings, db)
@@ -90,6 +103,14 @@ def create_app(
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def job_handlers(settings: Settings) -> Handlers:
+    """The kinds of background job a Sightline process runs (``serve`` and ``worker`` alike)."""
+    handlers = Handlers()
+    # One attempt: a purge that failed is simply done by the next period's.
+    handlers.add(PURGE_KIND, purge_expired, every=settings.cache_purge_seconds, max_attempts=1)
+    return handlers
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
