@@ -14,6 +14,7 @@ an exit code and a one-line message.
      ├── UpstreamError         (502) the model provider could not be reached
      │    └── UpstreamTimeout  (504) the model provider did not answer in time
      └── Unavailable           (503) Sightline itself cannot serve right now (e.g. shutting down)
+          └── QueryTimeout     (503) a read query ran past its time budget and was cancelled
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "QueryTimeout",
     "SightlineError",
     "Unavailable",
     "UpstreamError",
@@ -89,3 +91,9 @@ class UpstreamTimeout(UpstreamError):
 class Unavailable(SightlineError):
     status_code = 503
     error_type = "unavailable"
+
+
+class QueryTimeout(Unavailable):
+    """A read query ran past its time budget (``query_timeout``) and the database cancelled it."""
+
+    error_type = "query_timeout"

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     cache_purge_seconds: float = Field(
         default=600.0, gt=0, description="Seconds between purges of expired gateway cache entries"
     )
+    query_timeout: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds a read query may run before it is cancelled (503)"
+    )
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sightline.server.filters import parse_time
 from sightline.store.generations.analytics import (
     distinct_models,
     latency_percentiles,
@@ -17,7 +18,6 @@ from sightline.store.generations.analytics import (
     usage_by_model,
     window,
 )
-from sightline.store.generations.queries import parse_time
 from tests.conftest import Api
 
 HOUR_US = 3600 * 1_000_000

@@ -225,6 +225,11 @@ def test_regex_with_and_without_options(engine: Engine) -> None:
     assert ids(engine, {"model.id": {"$regex": "^gpt-3"}}) == [6, 3]
     assert ids(engine, {"model.id": {"$regex": "^GPT-4$", "$options": "i"}}) == [5, 2, 1]
     assert ids(engine, {"model.id": {"$not": {"$regex": "^gpt"}}}) == [4]
+    # x: whitespace and comments are ignored (RE2 has no such flag: the compiler strips them)
+    extended = "^ gpt - 4 $  # the model\n"
+    assert ids(engine, {"model.id": {"$regex": extended, "$options": "xi"}}) == [5, 2, 1]
+    assert ids(engine, {"model.id": {"$regex": "^gpt[-] 3", "$options": "x"}}) == [6, 3]
+    assert ids(engine, {"model.id": {"$regex": "^gpt\\ 3", "$options": "x"}}) == []
 
 
 def test_logical_operators(engine: Engine) -> None:
@@ -608,6 +613,10 @@ def test_group_on_columns_reads_the_columns_not_the_json() -> None:
         ({"cacheHit": {"$exists": "yes"}}, "$exists at 'cacheHit' needs true or false"),
         ({"model.id": {"$not": "gpt"}}, "$not at 'model.id' needs operators"),
         ({"usage.totalTokens": {"$gt": None}}, "$gt at 'usage.totalTokens' needs"),
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"usage.colour": 1}, "unknown field 'usage.colour'"),
+        ({"model.id": {"$regex": "(a)\\1"}}, "linear time"),
+        ({"model.id": {"$regex": "a" * 2001}}, "longer than 2000"),
     ],
 )
 def test_bad_filters_name_the_problem(engine: Engine, filter: dict[str, Any], message: str) -> None:
@@ -634,9 +643,12 @@ def test_values_cannot_inject_sql(engine: Engine) -> None:
             "'total' is not a field",
         ),
         ([{"$group": {"_id": "$model.id", "t": {"$sum": "$model.id"}}}], "'model.id' is not a number"),
-        ([{"$match": {"x": {"$bad": 1}}}], "unknown operator '$bad' at 'x'"),
+        ([{"$match": {"parameters.x": {"$bad": 1}}}], "unknown operator '$bad' at 'parameters.x'"),
         ([{"$sort": {"timestamp": 2}}], "sort direction of 'timestamp'"),
         ([{"$limit": 0}], "$limit needs"),
+        ([{"$skip": 2**63}], "$skip needs a whole number from 0 to 9223372036854775807"),
+        ([{"$limit": 2**63}], "$limit needs a whole number from 1"),
+        ([{"$group": {"_id": None, "n": {"$sum": 2**64}}}], "'n': the number"),
         ({"$match": {}}, "a pipeline must be a list"),
     ],
 )
@@ -650,3 +662,5 @@ def test_bad_find_arguments(engine: Engine) -> None:
         ids(engine, {}, limit=1001)
     with pytest.raises(InvalidInput, match="sort direction"):
         ids(engine, {}, sort={"timestamp": "desc"})
+    with pytest.raises(InvalidInput, match="skip"):
+        ids(engine, {}, skip=2**63)

@@ -203,9 +203,9 @@ def export_(
     from rich.progress import Progress
 
     from ..errors import NotFound
+    from ..server.filters import GenerationFilter
     from ..store.access.projects import list_projects
     from ..store.generations.export import count, export
-    from ..store.generations.queries import GenerationFilter
 
     pairs = []
     for item in filters:
@@ -214,17 +214,18 @@ def export_(
             raise click.UsageError(f"--filter {item!r}: expected name=value")
         pairs.append((name, value))
     f, _, _ = GenerationFilter.from_params(pairs)
+    flt = f.to_mongo()
     _, db = open_database(database_url)
     with db.read() as conn:
         found = [p for p in list_projects(conn) if p["name"] == project]
     if not found:
         raise NotFound(f"no project {project!r}")
     pid = found[0]["id"]
-    total = count(db.engine, pid, f)
+    total = count(db, pid, flt)
     written = 0
     with output.open("wb") as out, Progress(transient=True) as progress:
         task = progress.add_task(f"exporting {total} generations", total=total)
-        for chunk in export(db.engine, pid, f, fmt, list(fields) or None):  # type: ignore[arg-type]
+        for chunk in export(db, pid, flt, fmt, list(fields) or None):  # type: ignore[arg-type]
             out.write(chunk)
             lines = chunk.count(b"\n")
             written += lines

@@ -58,6 +58,7 @@ def create_app(
         settings.database_url,
         write_batch_max=settings.write_batch_max,
         writer_process=own_process and settings.writer_process,
+        query_timeout=settings.query_timeout,
     )
 
     @asynccontextmanager

@@ -15,9 +15,10 @@ from ...errors import InvalidInput
 from ...schema import Feedback
 from ...store.generations.analytics import distinct_models, list_feedback, prompt_names
 from ...store.generations.ingest import AddFeedback
-from ...store.generations.queries import GenerationFilter, get_generation, list_generations
+from ...store.generations.queries import get_generation, list_rows
 from ...store.generations.records import Scope
 from ..errors import validation_message
+from ..filters import GenerationFilter
 from .context import FormDep, View, ViewDep
 from .formatting import detail, feedback_summary, row
 from .render import page, redirect, url_with
@@ -109,8 +110,8 @@ def generations_page(request: Request, view: ViewDep) -> Response:
     if error is None:
         with request.app.state.db.read() as conn:
             try:
-                result = list_generations(
-                    conn, view.project_id, filters.filter, filters.limit, filters.cursor
+                result = list_rows(
+                    conn, view.project_id, filters.filter.to_mongo(), filters.limit, filters.cursor
                 )
             except InvalidInput as exc:
                 error, result = exc.message, None

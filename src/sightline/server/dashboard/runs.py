@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput
 from ...store.generations.analytics import recent_chats
-from ...store.generations.queries import MAX_LIMIT, GenerationFilter, list_generations
+from ...store.generations.queries import list_generations
 from ...store.generations.records import to_us
 from ...store.generations.runs import get_run, list_runs
+from ..filters import MAX_LIMIT
 from .context import ViewDep
 from .formatting import Block, Message, blocks, feedback_summary, messages, metadata_items, row
 from .render import page, redirect, url_with
@@ -212,9 +213,8 @@ def _turn(gen: dict[str, Any]) -> Turn:
 
 @router.get("/chats/{chat_id:path}", include_in_schema=False)
 def chat_page(chat_id: str, request: Request, view: ViewDep) -> Response:
-    f = GenerationFilter(chat_id=chat_id)
     with request.app.state.db.read() as conn:
-        result = list_generations(conn, view.project_id, f, MAX_LIMIT)
+        result = list_generations(conn, view.project_id, {"chatId": chat_id}, MAX_LIMIT)
     gens = list(reversed(result.data))
     system = (
         [m for m in messages((gens[0].get("input") or {}).get("content")) if m.role == "system"][:1]

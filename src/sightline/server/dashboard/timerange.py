@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ...errors import InvalidInput
-from ...store.generations.queries import parse_time
+from ..filters import parse_time
 
 __all__ = ["RANGES", "TimeRange", "input_value", "now_us", "parse_range"]
 

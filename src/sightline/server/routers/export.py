@@ -11,29 +11,31 @@ from starlette.responses import StreamingResponse
 
 from ...errors import InvalidInput
 from ...store.generations.export import export
-from ...store.generations.queries import GenerationFilter
+from ...store.mongo.filter import with_dollars
 from ..auth import ApiKeyDep
 from ..body import read_json
 
 router = APIRouter(tags=["export"])
 
+_BODY_KEYS = ("format", "filters", "fields")
+
 
 @router.post("/api/generations/export", summary="Stream generations as JSONL or CSV")
 async def export_(request: Request, key: ApiKeyDep) -> StreamingResponse:
-    """Body: ``{"format": "jsonl"|"csv", "filters": {<list filters>}, "fields": ["id", "model.id", ...]}``.
+    """Body: ``{"format": "jsonl"|"csv", "filters": {MongoDB-style}, "fields": ["input", "model.id", ...]}``.
 
-    No row limit; memory stays flat."""
+    ``filters`` is the filter of ``/api/generations/query``; its operators may also be written without
+    ``$`` (``{"timestamp": {"gte": "2023-01-01T00:00:00Z"}}``). No row limit; memory stays flat."""
     body = await read_json(request)
+    for name in body:
+        if name not in _BODY_KEYS:
+            raise InvalidInput(f"unknown field {name!r}; expected {', '.join(_BODY_KEYS)}", field=str(name))
     fmt = body.get("format", "jsonl")
-    filters = body.get("filters") or {}
-    if not isinstance(filters, dict) or not all(
-        isinstance(v, str | int | float | bool) for v in filters.values()
-    ):
-        raise InvalidInput("filters: expected an object of filter name to value", field="filters")
-    params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in filters.items()]
-    f, _, _ = GenerationFilter.from_params([p for p in params if p[0] not in ("limit", "cursor")])
-    chunks = export(request.app.state.db.engine, key.project_id, f, fmt, body.get("fields"))
-    # The first piece raises a bad format or field list now, before the 200 is sent.
+    filters = body.get("filters")
+    if filters is not None and not isinstance(filters, dict):
+        raise InvalidInput("filters: expected a MongoDB-style filter object", field="filters")
+    chunks = export(request.app.state.db, key.project_id, with_dollars(filters), fmt, body.get("fields"))
+    # The first piece raises a bad format, filter or field list now, before the 200 is sent.
     first = await run_in_threadpool(next, chunks, b"")
 
     def stream() -> Iterator[bytes]:

@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ...store import mongo
-from ...store.generations.queries import GenerationFilter, get_generation, list_generations, to_wire
+from ...store.generations.queries import get_generation, list_generations, to_wire
 from ..auth import ApiKeyDep
 from ..body import read_json
+from ..filters import GenerationFilter
 from ..responses import JSON
 
 router = APIRouter(tags=["generations"])
@@ -25,7 +26,7 @@ def list_(request: Request, key: ApiKeyDep) -> JSON:
     ``metadata.<key>=value``; ``limit`` (1-1000, default 50) and ``cursor`` (the previous ``nextCursor``)."""
     f, limit, cursor = GenerationFilter.from_params(request.query_params.multi_items())
     with request.app.state.db.read() as conn:
-        page = list_generations(conn, key.project_id, f, limit, cursor)
+        page = list_generations(conn, key.project_id, f.to_mongo(), limit, cursor)
     return JSON({"data": page.data, "nextCursor": page.next_cursor})
 
 
@@ -54,9 +55,10 @@ async def query(request: Request, key: ApiKeyDep) -> JSON:
             field=sorted(unknown)[0],
         )
     flt, sort = body.get("filter") or {}, body.get("sort")
-    limit, skip = _limit(body.get("limit")), body.get("skip") or 0
-    if not isinstance(skip, int) or skip < 0:
-        raise InvalidInput("skip: expected a whole number of at least 0", field="skip")
+    limit, skip = _limit(body.get("limit")), body.get("skip", 0)
+    # Both databases bind 64-bit integers at most: a larger skip is a 400 here, not an overflow there.
+    if not isinstance(skip, int) or isinstance(skip, bool) or not 0 <= skip < 2**63:
+        raise InvalidInput(f"skip: expected a whole number from 0 to {2**63 - 1}", field="skip")
 
     def run() -> list[dict[str, Any]]:
         with request.app.state.db.read() as conn:

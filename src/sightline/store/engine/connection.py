@@ -6,18 +6,24 @@ own engine from the URL alone.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, exc
+import re2
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
+from ...errors import InvalidInput, QueryTimeout
 from .dialect import json_text
 
-__all__ = ["create", "is_in_memory"]
+__all__ = ["Budget", "budget", "create", "is_in_memory", "linear_regex"]
 
 
 def is_in_memory(url: str) -> bool:
@@ -78,6 +84,92 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # a busy writer, never finish and let the WAL grow without bound.)
     cursor.execute("PRAGMA wal_autocheckpoint=4000")
     cursor.close()
+    # SQLite has no regular expressions of its own: SQLAlchemy gives REGEXP Python's `re`, which
+    # backtracks (`^(a+)+$` over 28 characters held the GIL, and so the whole server, for 5.7 s).
+    # RE2 runs in time linear in the text. (This listener runs after SQLAlchemy's, so it wins.)
+    dbapi_connection.create_function("regexp", 2, _regexp, deterministic=True)
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the caller's mistake, answered as such, not logged
+
+
+@functools.lru_cache(maxsize=256)
+def linear_regex(pattern: str) -> re2._Regexp[str]:
+    """``pattern`` compiled by RE2: linear time, no backreferences or lookaround (else ``re2.error``)."""
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _regexp(pattern: str | None, value: str | None) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    return linear_regex(pattern).search(value) is not None
+
+
+class Budget:
+    """The time one read may take. A streamed read restarts it for each chunk it fetches."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def restart(self) -> None:
+        """Give the next piece of a streamed read the whole budget again (PostgreSQL times each fetch)."""
+        self.deadline = time.monotonic() + self.seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+# SQLite calls the progress handler every this many virtual-machine instructions (a few thousand
+# times a second at most): often enough to stop within a few milliseconds of the deadline, rarely
+# enough to cost nothing measurable.
+_PROGRESS_STEPS = 10_000
+_QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout cancels a statement
+_INVALID_REGEX = "2201B"
+
+
+@contextmanager
+def budget(conn: Connection, seconds: float) -> Iterator[Budget]:
+    """Cancel any statement of ``conn`` that runs longer than ``seconds`` (QueryTimeout, 503).
+
+    SQLite: a progress handler aborts the statement past the deadline. PostgreSQL: the server's own
+    ``statement_timeout``, set for this connection's transaction only (``SET LOCAL``), so the writer
+    and other users of the pooled connection keep theirs.
+    """
+    limit = Budget(seconds)
+    raw: Any = conn.connection.dbapi_connection
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        raw.set_progress_handler(limit.expired, _PROGRESS_STEPS)
+    else:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+    try:
+        yield limit
+    except exc.DBAPIError as error:
+        orig = error.orig
+        if sqlite and isinstance(orig, sqlite3.OperationalError) and str(orig) == "interrupted":
+            raise _timeout(seconds) from None
+        code = getattr(orig, "sqlstate", None)
+        if code == _QUERY_CANCELED:
+            raise _timeout(seconds) from None
+        if code == _INVALID_REGEX:
+            raise InvalidInput(
+                f"$regex: the database cannot read this pattern ({orig})", field="$regex"
+            ) from None
+        raise
+    finally:
+        if sqlite:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed by a failure: nothing to undo
+                raw.set_progress_handler(None, _PROGRESS_STEPS)
+
+
+def _timeout(seconds: float) -> QueryTimeout:
+    return QueryTimeout(
+        f"the query ran past its time budget of {seconds:g} s (query_timeout, SIGHTLINE_QUERY_TIMEOUT) "
+        "and was cancelled: narrow it (a time range, fewer or indexed fields) or raise the budget",
+        field="query_timeout",
+    )
 
 
 _IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
-from .connection import create, is_in_memory
+from .connection import Budget, budget, create, is_in_memory
 from .writer import QueuedWriter, Writer
 from .writer_process import ProcessWriter
 
@@ -23,8 +23,16 @@ class Database:
     """The engine of one database URL, and the writer that does all of its writes: a thread, or
     with ``writer_process`` a process of its own (see ``writer_process``)."""
 
-    def __init__(self, url: str, *, write_batch_max: int = 5000, writer_process: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_batch_max: int = 5000,
+        writer_process: bool = False,
+        query_timeout: float = 5.0,
+    ) -> None:
         self.url = url
+        self.query_timeout = query_timeout
         self.dialect = make_url(url).get_backend_name()
         self.engine: Engine = create(url)
         in_memory = is_in_memory(url)
@@ -40,9 +48,17 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reading (outside the writer)."""
-        with self.engine.connect() as conn:
+        """A connection for reading (outside the writer), with a time budget: a statement still running
+        ``query_timeout`` seconds after it started (on SQLite: after the block started) is cancelled,
+        and QueryTimeout (503) raised."""
+        with self.engine.connect() as conn, budget(conn, self.query_timeout):
             yield conn
+
+    @contextmanager
+    def stream(self) -> Iterator[tuple[Connection, Budget]]:
+        """A connection for a long streamed read: its budget applies to each chunk (``Budget.restart``)."""
+        with self.engine.connect() as conn, budget(conn, self.query_timeout) as limit:
+            yield conn, limit
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -1,20 +1,26 @@
-"""Exporting generations as JSON Lines or CSV, streamed in constant memory with no row limit."""
+"""Exporting generations as JSON Lines or CSV, streamed in constant memory with no row limit.
+
+The rows are chosen by a MongoDB-style filter, compiled by the one query compiler (``store.mongo``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Engine, Text, cast, func, select
+from sqlalchemy import Text, cast, func, select
 
 from ...errors import InvalidInput
 from .. import tables as t
-from .queries import Context, GenerationFilter, context
+from ..engine.database import Database
+from ..mongo.filter import check_known, compile_filter
+from .queries import Context, context
 
-__all__ = ["DEFAULT_CSV_FIELDS", "count", "export", "pick"]
+__all__ = ["DEFAULT_CSV_FIELDS", "count", "csv_cell", "export", "pick"]
 
 Format = Literal["jsonl", "csv"]
 _CHUNK = 2000
@@ -38,6 +44,8 @@ DEFAULT_CSV_FIELDS = (
     "feedback.rating",
     "feedback.thumbs",
 )
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def pick(record: dict[str, Any], path: str) -> Any:
@@ -50,41 +58,68 @@ def pick(record: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _check_fields(fields: Sequence[str] | None) -> list[str] | None:
+def _check_fields(fields: Any) -> list[str] | None:
     if fields is None:
         return None
-    if not isinstance(fields, list | tuple) or not all(isinstance(f, str) and f for f in fields):
-        raise InvalidInput("fields must be a list of field paths such as 'model.id'", field="fields")
+    if (
+        not isinstance(fields, list | tuple)
+        or not fields
+        or not all(isinstance(f, str) and f for f in fields)
+    ):
+        raise InvalidInput(
+            "fields must be a non-empty list of field paths such as 'model.id'", field="fields"
+        )
+    for path in fields:
+        check_known(path)  # an unknown field is a 400 naming it, never a column of nulls
     return list(fields)
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
+    """A value as a spreadsheet should read it: ``true``/``false``, plain decimals (never ``9e-06``),
+    JSON for nested values, and text that would start a formula neutralised with a leading quote."""
     if isinstance(value, dict) and value.get("type") in ("string", "boolean") and "value" in value:
-        return value["value"]  # a typed metadata value: its plain value reads better in a sheet
+        value = value["value"]  # a typed metadata value: its plain value reads better in a sheet
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # repr is the shortest text that reads back as the same float; Decimal writes it out in full.
+        text = format(Decimal(repr(value)), "f")
+        return text[:-2] if text.endswith(".0") else text
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
+        value = orjson.dumps(value).decode()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 
-def count(engine: Engine, project_id: int, f: GenerationFilter) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(select(func.count()).select_from(t.generations).where(*f.conditions(project_id))) or 0
-        )
+def _conditions(project_id: int, filter: Mapping[str, Any] | None) -> list[Any]:
+    g = t.generations
+    return [g.c.project_id == project_id, compile_filter(filter or {})]
+
+
+def count(db: Database, project_id: int, filter: Mapping[str, Any] | None = None) -> int:
+    """How many generations of the project ``filter`` matches."""
+    with db.read() as conn:
+        query = select(func.count()).select_from(t.generations).where(*_conditions(project_id, filter))
+        return int(conn.scalar(query) or 0)
 
 
 def export(
-    engine: Engine,
+    db: Database,
     project_id: int,
-    f: GenerationFilter,
+    filter: Mapping[str, Any] | None = None,
     fmt: Format = "jsonl",
     fields: Sequence[str] | None = None,
 ) -> Iterator[bytes]:
-    """Yield the file in pieces: generations matching ``f``, newest first, each as a line or a CSV row.
+    """Yield the file in pieces: generations matching the MongoDB-style ``filter``, newest first, each
+    as a line or a CSV row (of ``fields``, dotted paths; default: whole records, or the usual columns).
 
-    Rows are read with a server-side cursor in chunks, so memory stays flat however many there are.
-    Whole records in JSON Lines are written from the stored JSON text as it is (only the environment
-    and feedback are spliced in): parsing and re-serialising every body would cost more than the rest.
+    Rows are read with a server-side cursor in chunks, so memory stays flat however many there are;
+    each chunk has the read time budget. Whole records in JSON Lines are written from the stored JSON
+    text as it is (only the environment and feedback are spliced in): parsing and re-serialising
+    every body would cost more than the rest.
     """
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput(f"format must be 'jsonl' or 'csv', got {fmt!r}", field="format")
@@ -99,29 +134,39 @@ def export(
         g.c.feedback_thumbs,
         cast(g.c.body, Text).label("body"),
     ]
-    q = select(*columns).where(*f.conditions(project_id)).order_by(g.c.ts_us.desc(), g.c.id.desc())
+    where = _conditions(project_id, filter)  # compiled now: a bad filter raises before any byte is sent
+    q = select(*columns).where(*where).order_by(g.c.ts_us.desc(), g.c.id.desc())
     header = chosen or list(DEFAULT_CSV_FIELDS)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if fmt == "csv":
         writer.writerow(header)
-        yield buffer.getvalue().encode()
-    with engine.connect() as conn:
+    # The CSV header goes out with the first rows: the first piece is the one the server waits for
+    # before it answers 200, so a query that fails (past its budget) fails before that.
+    pending = buffer.getvalue().encode()
+    with db.stream() as (conn, budget):
         result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(q)
         for chunk in result.partitions(_CHUNK):
             rows = [r._mapping for r in chunk]
             ctx = context(conn, project_id, rows)
             if fmt == "jsonl" and chosen is None:
-                yield b"".join(_line(ctx, row) for row in rows)
-                continue
-            records = [ctx.overlay(row, orjson.loads(row["body"])) for row in rows]
-            if fmt == "jsonl":
-                yield b"".join(orjson.dumps({p: pick(rec, p) for p in header}) + b"\n" for rec in records)
+                piece = b"".join(_line(ctx, row) for row in rows)
             else:
-                buffer.seek(0)
-                buffer.truncate()
-                writer.writerows([_csv_cell(pick(rec, path)) for path in header] for rec in records)
-                yield buffer.getvalue().encode()
+                records = [ctx.overlay(row, orjson.loads(row["body"])) for row in rows]
+                if fmt == "jsonl":
+                    piece = b"".join(
+                        orjson.dumps({p: pick(rec, p) for p in header}) + b"\n" for rec in records
+                    )
+                else:
+                    buffer.seek(0)
+                    buffer.truncate()
+                    writer.writerows([csv_cell(pick(rec, path)) for path in header] for rec in records)
+                    piece = buffer.getvalue().encode()
+            yield pending + piece
+            pending = b""
+            budget.restart()  # the next chunk has the whole budget again
+    if pending:
+        yield pending
 
 
 def _line(ctx: Context, row: Mapping[Any, Any]) -> bytes:

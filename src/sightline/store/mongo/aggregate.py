@@ -36,7 +36,17 @@ from sqlalchemy import (
 from ...errors import InvalidInput
 from .. import tables as t
 from ..generations.records import iso
-from .filter import ColumnField, Field, JsonField, Kind, check_path, compile_where, doc_field, order_by
+from .filter import (
+    ColumnField,
+    Field,
+    JsonField,
+    Kind,
+    check_path,
+    compile_where,
+    doc_field,
+    fits,
+    order_by,
+)
 
 __all__ = ["CompiledAggregate", "aggregate", "compile_aggregate"]
 
@@ -133,8 +143,11 @@ def _name(name: Any, where: str) -> str:
 
 
 def _count(value: Any, stage: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidInput(f"{stage} needs a whole number of at least {minimum}")
+    # Both databases take 64-bit integers at most: a larger one is the caller's mistake, not a 500.
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
+        raise InvalidInput(
+            f"{stage} needs a whole number from {minimum} to {2**63 - 1}", field=stage.split()[0]
+        )
     return value
 
 
@@ -271,7 +284,7 @@ def _expression(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[An
     if isinstance(spec, bool):
         return literal(spec), "bool", True
     if isinstance(spec, int | float):
-        return literal(spec), "number", True
+        return literal(fits(where, spec)), "number", True
     if isinstance(spec, str):
         return literal(spec, String), "text", True
     raise InvalidInput(f"{where}: unsupported value {spec!r}")
@@ -293,6 +306,8 @@ def _date_trunc(rel: _Relation, spec: Any, where: str) -> tuple[ColumnElement[An
     if spec.get("timezone", "UTC") not in ("UTC", "Etc/UTC", "+00:00", "Z"):
         raise InvalidInput(f"{where}: $dateTrunc works in UTC only")
     size = _UNIT_US[unit] * _count(spec.get("binSize", 1), "$dateTrunc binSize", 1)
+    if size >= 2**63:
+        raise InvalidInput(f"{where}: $dateTrunc binSize is too large", field="$dateTrunc")
     offset = 0
     if unit == "week":
         start = str(spec.get("startOfWeek", "sunday")).lower()
@@ -321,7 +336,7 @@ def _accumulator(rel: _Relation, name: str, spec: Any) -> tuple[ColumnElement[An
             field=name,
         )
     if op == "$sum" and isinstance(arg, int | float) and not isinstance(arg, bool):
-        return (func.count() if arg == 1 else func.count() * arg), "number"
+        return (func.count() if arg == 1 else func.count() * fits(name, arg)), "number"
     if not isinstance(arg, str) or not arg.startswith("$"):
         raise InvalidInput(
             f"$group field '{name}': {op} needs a '$field' path" + (" or a number" if op == "$sum" else ""),

@@ -17,6 +17,7 @@ never NULL, so ``$not`` and ``$nor`` are a plain ``NOT``.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import re2
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -44,8 +46,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ...errors import InvalidInput
-from ...schema import metadata_value_text, normalize_metadata
+from ...schema import Generation, metadata_value_text, normalize_metadata
 from .. import tables as t
+from ..engine.connection import linear_regex
 from ..generations.records import to_us
 
 __all__ = [
@@ -53,12 +56,16 @@ __all__ = [
     "Field",
     "Kind",
     "Resolver",
+    "check_known",
     "check_path",
     "compile_filter",
     "compile_where",
     "doc_field",
+    "fits",
     "order_by",
     "time_value",
+    "unknown_part",
+    "with_dollars",
 ]
 
 Kind = Literal["text", "number", "bool", "time", "json"]
@@ -95,11 +102,14 @@ COLUMNS: dict[str, tuple[str, Kind]] = {
 }
 
 _PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+# A custom metadata key may hold any character but NUL (and a dot, which separates the path).
+_METADATA_PATH = re.compile(r"metadata\.[^.\x00]+(?:\.(?:value|url))?")
 _MAX_PATH = 400
 _MAX_DEPTH = 20
 _MAX_META_VALUE = 1000  # records.metadata_rows indexes a value by its first 1000 characters
 _MAX_TAG_KEY = 200  # ... and a tag by its first 200 characters of "tags:<tag>"
-_REGEX_OPTIONS = frozenset("ix")  # the inline flags Python's re and PostgreSQL's regexes share
+_REGEX_OPTIONS = frozenset("ix")  # MongoDB's options that mean the same on both databases
+_MAX_REGEX = 2000
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq,
     "gt": operator.gt,
@@ -112,7 +122,11 @@ _RANGE = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
 def check_path(path: Any) -> str:
     """``path`` if it is a field path (letters, digits, ``_``, ``-`` separated by dots), else InvalidInput."""
-    if not isinstance(path, str) or len(path) > _MAX_PATH or not _PATH.fullmatch(path):
+    if (
+        not isinstance(path, str)
+        or len(path) > _MAX_PATH
+        or not (_PATH.fullmatch(path) or _METADATA_PATH.fullmatch(path))
+    ):
         raise InvalidInput(
             f"invalid field path {path!r}: use dotted names of letters, digits, '_' and '-'", field=str(path)
         )
@@ -137,7 +151,7 @@ def time_value(path: str, value: Any) -> int:
     raise InvalidInput(f"'{path}' is a date: {value!r} is not an ISO 8601 date", field=path)
 
 
-def _fits(path: str, value: int | float) -> int | float:
+def fits(path: str, value: int | float) -> int | float:
     """A number both databases can bind (SQLite refuses integers past 64 bits)."""
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise InvalidInput(f"'{path}': the number {value} is too large", field=path)
@@ -151,7 +165,7 @@ def _coerce(path: str, kind: Kind, value: Any) -> Any:
     if kind == "text" and isinstance(value, str):
         return value
     if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return _fits(path, value)
+        return fits(path, value)
     if kind == "bool" and isinstance(value, bool):
         return value
     expected = {"text": "a string", "number": "a number", "bool": "true or false"}.get(kind, "a scalar")
@@ -283,7 +297,7 @@ class JsonField:
             kind, typed = "boolean", item.as_boolean()
         elif isinstance(value, int | float):
             kind, typed = "number", item.as_float()
-            _fits(self.path, value)
+            fits(self.path, value)
         elif isinstance(value, str):
             kind, typed = "string", item.as_string()
         else:
@@ -406,6 +420,88 @@ class TagsField(_MetadataRows):
         raise InvalidInput(f"'{self.path}' is a list: it cannot be grouped or sorted by", field=self.path)
 
 
+@functools.cache
+def _record_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    schema = Generation.model_json_schema(by_alias=True, mode="serialization")
+    schema["properties"]["environment"] = {"type": "string"}  # added to every record when it is read
+    return schema, schema.get("$defs", {})
+
+
+def unknown_part(path: str) -> str | None:
+    """The start of ``path`` that no generation record can have (``colour``, ``model.colour``), or None.
+
+    Read off the wire schema: a part is unknown where the object holding it has a fixed set of fields
+    (``model``, ``usage``, …); inside open objects (``metadata``, ``parameters``, message lists) any
+    name may be there.
+    """
+    node, defs = _record_schema()
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        while True:
+            if "$ref" in node:
+                node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+            elif "anyOf" in node:
+                objects = [v for v in node["anyOf"] if v.get("type") != "null"]
+                if len(objects) != 1:
+                    return None
+                node = objects[0]
+            else:
+                break
+        properties = node.get("properties")
+        if properties is None or part not in properties and node.get("additionalProperties") is not False:
+            return None
+        if part not in properties:
+            return ".".join(parts[: i + 1])
+        node = properties[part]
+    return None
+
+
+def check_known(path: str) -> str:
+    """``path`` if a generation record can hold it, else InvalidInput naming the unknown part."""
+    unknown = unknown_part(check_path(path))
+    if unknown is not None:
+        raise InvalidInput(
+            f"unknown field '{unknown}' (in '{path}'): a generation has no such field", field=path
+        )
+    return path
+
+
+# MongoDB's operators, which export filters may also write without their '$' (``{"gte": ...}``).
+_OPERATORS = frozenset(
+    ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "all", "exists", "regex", "options", "not"]
+)
+_LOGICAL = frozenset(["and", "or", "nor"])
+
+
+def with_dollars(filter: Any) -> Any:
+    """``filter`` with the operators written without ``$`` given theirs: ``{"timestamp": {"gte": t}}``
+    becomes ``{"timestamp": {"$gte": t}}``. An object is taken as operators only when every one of its
+    keys is an operator's name; anything else is left for the compiler to judge."""
+    if not isinstance(filter, Mapping):
+        return filter
+    out: dict[Any, Any] = {}
+    for key, spec in filter.items():
+        if key in _LOGICAL and isinstance(spec, list):
+            out[f"${key}"] = [with_dollars(part) for part in spec]
+        elif isinstance(key, str) and key.lstrip("$") in _LOGICAL and isinstance(spec, list):
+            out[key] = [with_dollars(part) for part in spec]
+        else:
+            out[key] = _operator_dollars(spec)
+    return out
+
+
+def _operator_dollars(spec: Any) -> Any:
+    if not isinstance(spec, Mapping) or not spec:
+        return spec
+    if not all(isinstance(k, str) and k.lstrip("$") in _OPERATORS for k in spec):
+        return spec
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        op = key if key.startswith("$") else f"${key}"
+        out[op] = _operator_dollars(value) if op == "$not" else value
+    return out
+
+
 def doc_field(source: FromClause, path: str) -> Field:
     """The field ``path`` of the generation records in ``source`` (``generations`` or a subquery of it)."""
     check_path(path)
@@ -423,6 +519,7 @@ def doc_field(source: FromClause, path: str) -> Field:
             return TagsField(path, source)
         if not sub or sub in ("value", "url"):
             return MetadataField(path, source, key)
+    check_known(path)
     keys = tuple(int(p) if p.isdigit() else p for p in path.split("."))
     return JsonField(path, source.c.body, keys)
 
@@ -451,18 +548,57 @@ def _one_of(field: Field, op: str, values: Any) -> ColumnElement[bool]:
     return or_(cond, field.missing()) if len(given) < len(values) else cond
 
 
+def _extended(pattern: str) -> str:
+    """``pattern`` without the whitespace and ``# comments`` that the ``x`` option ignores (as MongoDB
+    reads it: not when escaped or inside a character class). RE2 has no ``x`` flag of its own."""
+    out: list[str] = []
+    i, in_class, comment = 0, False, False
+    while i < len(pattern):
+        char = pattern[i]
+        if comment:
+            comment = char != "\n"
+        elif char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 1
+        elif in_class:
+            in_class = char != "]"
+            out.append(char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == "#":
+            comment = True
+        elif not char.isspace():
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
 def _regex(field: Field, pattern: Any, options: Any) -> ColumnElement[bool]:
     if not isinstance(pattern, str):
         raise InvalidInput(f"$regex at '{field.path}' needs a string", field=field.path)
+    if len(pattern) > _MAX_REGEX:
+        raise InvalidInput(
+            f"$regex at '{field.path}' is longer than {_MAX_REGEX} characters", field=field.path
+        )
     if not isinstance(options, str) or set(options) - _REGEX_OPTIONS:
         raise InvalidInput(f"$options at '{field.path}' may only hold 'i' and 'x'", field=field.path)
-    if options:
-        # Inline flags: SQLAlchemy drops regex flags on SQLite, and (?i) means the same to both.
-        pattern = f"(?{''.join(sorted(set(options)))}){pattern}"
+    if "x" in options:
+        pattern = _extended(pattern)
+    if "i" in options:
+        # An inline flag: SQLAlchemy drops regex flags on SQLite, and (?i) means the same to both.
+        pattern = f"(?i){pattern}"
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"$regex at '{field.path}': {exc}", field=field.path) from None
+        # Patterns run in linear time: RE2's syntax on both databases (PostgreSQL's own engine runs
+        # them, under the read's time budget), so no backreferences or lookaround.
+        linear_regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InvalidInput(
+            f"$regex at '{field.path}': {reason} (patterns run in linear time: "
+            "no backreferences or lookaround)",
+            field=field.path,
+        ) from None
     return field.compare("regex", pattern)
 
 

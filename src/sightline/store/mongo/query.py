@@ -54,8 +54,8 @@ def find(
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
-    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
-        raise InvalidInput("skip must be a whole number of at least 0", field="skip")
+    if not isinstance(skip, int) or isinstance(skip, bool) or not 0 <= skip < 2**63:
+        raise InvalidInput(f"skip must be a whole number from 0 to {2**63 - 1}", field="skip")
     gens = t.generations
 
     def resolve(path: str) -> Field:
