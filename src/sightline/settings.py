@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     job_backoff_seconds: float = Field(
         default=10.0, ge=0, description="Seconds before a failed job's first retry (doubling after)"
     )
+    job_keep_days: float = Field(default=7.0, gt=0, description="Days a finished job is kept")
     cache_purge_seconds: float = Field(
         default=600.0, gt=0, description="Seconds between purges of expired gateway cache entries"
     )

@@ -120,14 +120,9 @@ async def test_the_cache_purge_runs_as_a_periodic_job(db: Database, clock: Clock
     settings = Settings(database_url=db.url, secret_key="x" * 40, cache_purge_seconds=600)
     runner = Runner(db, job_handlers(settings), clock=clock)
 
-    assert await runner.run_once() == 1
-    [job] = _jobs(db)
-    assert (job.kind, job.state, job.result, job.project_id) == (
-        "gateway.cache.purge",
-        "succeeded",
-        {"value": 1},
-        None,
-    )
+    assert await runner.run_once() == 2  # the purge, and the queue's own pruning
+    [job] = [row for row in _jobs(db) if row.kind == "gateway.cache.purge"]
+    assert (job.state, job.result, job.project_id) == ("succeeded", {"value": 1}, None)
     with db.read() as conn:
         assert set(conn.scalars(select(t.gateway_cache.c.key))) == {"live"}
     assert await runner.run_once() == 0  # once a period

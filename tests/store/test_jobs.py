@@ -12,7 +12,17 @@ from sightline.errors import NotFound
 from sightline.store import Database
 from sightline.store import tables as t
 from sightline.store.gateway.cache import PurgeExpired, StoreResponse
-from sightline.store.jobs import Claim, Complete, Enqueue, Fail, LeaseLost, Release, Renew, get_job
+from sightline.store.jobs import (
+    Claim,
+    Complete,
+    Enqueue,
+    Fail,
+    LeaseLost,
+    PruneFinished,
+    Release,
+    Renew,
+    get_job,
+)
 
 S = 1_000_000  # µs
 T0 = 1_800_000_000 * S
@@ -130,3 +140,17 @@ def test_a_job_is_shown_to_its_project_only(db: Database) -> None:
             get_job(conn, 2, mine)
         with pytest.raises(NotFound):
             get_job(conn, 1, installation)
+
+
+def test_pruning_deletes_only_jobs_that_ended_before_the_time_given(db: Database) -> None:
+    old_done, old_failed, recent, waiting, running = (
+        db.writer.write_sync(Enqueue("k", {}, T0, 1)) for _ in range(5)
+    )
+    db.writer.write_sync(Claim("w", ("k",), T0, T0 + 10**9 * S, 4))
+    db.writer.write_sync(Complete(old_done, "w", T0 + S))
+    db.writer.write_sync(Fail(old_failed, "w", T0 + S, "boom", None))
+    db.writer.write_sync(Complete(recent, "w", T0 + 100 * S))
+    db.writer.write_sync(Release(waiting, "w", T0 + S))
+    assert db.writer.write_sync(PruneFinished(T0 + 50 * S)) == 2
+    with db.read() as conn:
+        assert set(conn.scalars(select(t.jobs.c.id))) == {recent, waiting, running}

@@ -5,7 +5,8 @@ done later registers a handler for its kind (``Handlers.add``) and enqueues jobs
 (``Runner.enqueue``); ``sightline serve`` and ``sightline worker`` run them.
 """
 
+from .builtin import PRUNE_KIND, prune_finished
 from .handlers import Handler, Handlers, Kind
 from .runner import Runner
 
-__all__ = ["Handler", "Handlers", "Kind", "Runner"]
+__all__ = ["PRUNE_KIND", "Handler", "Handlers", "Kind", "Runner", "prune_finished"]

@@ -4,7 +4,9 @@ A handler is an async function of the claimed :class:`~sightline.store.jobs.Job`
 part (calls a model, reads what it needs), then answers the write that records its outcome, a
 ``WriteOp`` or ``None``: the runner hands that write to the single writer together with the job's
 completion, so both commit or neither does (a job whose lease passed to another worker writes
-nothing). An exception is a failed attempt, retried with back-off.
+nothing). An exception is a failed attempt, retried with back-off. Like every write, it may travel
+to a writer process: a dataclass of plain values (it is pickled), doing only database work in
+``apply``.
 """
 
 from __future__ import annotations

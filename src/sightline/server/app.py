@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from .. import __version__, gc_tuning
 from ..gateway import Gateway
 from ..gateway.cache import PURGE_KIND, purge_expired
-from ..jobs import Handlers, Runner
+from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
 from ..settings import Settings
 from ..store import Database, migrate
 from .auth import KeyCache
@@ -111,6 +111,7 @@ def job_handlers(settings: Settings) -> Handlers:
     handlers = Handlers()
     # One attempt: a purge that failed is simply done by the next period's.
     handlers.add(PURGE_KIND, purge_expired, every=settings.cache_purge_seconds, max_attempts=1)
+    handlers.add(PRUNE_KIND, prune_finished(settings.job_keep_days), every=3600, max_attempts=1)
     return handlers
 
 

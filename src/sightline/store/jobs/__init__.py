@@ -1,6 +1,18 @@
 """The job queue: one table, changed only through the single writer, claimed under leases."""
 
-from .queue import Claim, Complete, Enqueue, Fail, Job, LeaseLost, Release, Renew, get_job, job_wire
+from .queue import (
+    Claim,
+    Complete,
+    Enqueue,
+    Fail,
+    Job,
+    LeaseLost,
+    PruneFinished,
+    Release,
+    Renew,
+    get_job,
+    job_wire,
+)
 
 __all__ = [
     "Claim",
@@ -9,6 +21,7 @@ __all__ = [
     "Fail",
     "Job",
     "LeaseLost",
+    "PruneFinished",
     "Release",
     "Renew",
     "get_job",

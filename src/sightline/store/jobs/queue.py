@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, insert, select, update
 
 from ...errors import Conflict, NotFound
 from .. import tables as t
@@ -39,6 +39,7 @@ __all__ = [
     "Fail",
     "Job",
     "LeaseLost",
+    "PruneFinished",
     "Release",
     "Renew",
     "get_job",
@@ -263,6 +264,18 @@ class Release:
             "attempts": case((j.c.attempts > 0, j.c.attempts - 1), else_=0),
         }
         return bool(conn.execute(update(j).where(_held(self.job_id, self.worker)).values(**back)).rowcount)
+
+
+@dataclass(slots=True)
+class PruneFinished:
+    """Delete the jobs that ended (succeeded or failed) before ``before_us``; answers how many."""
+
+    before_us: int
+    size: int = 1
+
+    def apply(self, conn: Connection) -> int:
+        ended = j.c.state.in_(("succeeded", "failed"))
+        return int(conn.execute(delete(j).where(ended, j.c.finished_us < self.before_us)).rowcount or 0)
 
 
 def job_wire(row: Any) -> dict[str, Any]:

@@ -70,7 +70,9 @@ generations = Table(
         sqlite_where=text("chat_id IS NOT NULL"),
         postgresql_where=text("chat_id IS NOT NULL"),
     ),
-    Index(None, "seq", unique=True),
+    # Not unique: the writer never repeats a number, and a unique index would make ingest's
+    # ON CONFLICT DO NOTHING (or a restore into a database holding rows) drop a row silently.
+    Index(None, "seq"),
 )
 
 # Ingest holds a generations row as a list in the table's column order (cheaper to build, and to send

@@ -51,7 +51,7 @@ def upgrade() -> None:
         "ROW_NUMBER() OVER (ORDER BY ts_us, id, project_id) AS n FROM generations) AS numbered "
         "WHERE generations.project_id = numbered.project_id AND generations.id = numbered.id"
     )
-    op.create_index(op.f("ix_generations_seq"), "generations", ["seq"], unique=True)
+    op.create_index(op.f("ix_generations_seq"), "generations", ["seq"], unique=False)
     op.create_table(
         "sequences",
         sa.Column("name", sa.String(length=32), nullable=False),
