@@ -86,6 +86,19 @@ async def test_patterns_that_need_backtracking_are_refused_naming_the_field(api:
         assert "linear time" in error["message"]
 
 
+async def test_patterns_postgresql_cannot_read_are_a_400_there(api: Api, dialect: str) -> None:
+    """RE2 syntax that PostgreSQL's engine does not take: refused there with a 400, never a 500."""
+    await _ingest(api.http, [_gen(metadata={"s": "ab"})])
+    for pattern in ("(?P<n>a)", "\\pL", "a(?i)b", "\\Qa\\E"):
+        r = await api.http.post(
+            "/api/generations/query", json={"filter": {"metadata.s": {"$regex": pattern}}}
+        )
+        if dialect == "sqlite":
+            assert r.status_code == 200, r.text
+        else:
+            assert r.status_code == 400 and "$regex" in r.json()["error"]["message"], r.text
+
+
 def test_sqlite_regexp_is_re2(sqlite_url: str) -> None:
     """SQLite's REGEXP is ours (RE2), not SQLAlchemy's Python ``re``: lookaround does not compile."""
     db = Database(sqlite_url)

@@ -154,8 +154,12 @@ def budget(conn: Connection, seconds: float) -> Iterator[Budget]:
         if code == _QUERY_CANCELED:
             raise _timeout(seconds) from None
         if code == _INVALID_REGEX:
+            # Patterns pass RE2's checks first; PostgreSQL's syntax differs in a few places.
+            reason = getattr(getattr(orig, "diag", None), "message_primary", None) or "invalid"
             raise InvalidInput(
-                f"$regex: the database cannot read this pattern ({orig})", field="$regex"
+                f"$regex: PostgreSQL cannot read this pattern ({reason}); it takes no named groups, "
+                "\\p classes, \\z, \\Q...\\E, or flags other than (?i) at the start",
+                field="$regex",
             ) from None
         raise
     finally:
