@@ -20,6 +20,8 @@ from sightline.store.generations.ingest import InsertGenerations, prepare_genera
 from sightline.store.generations.records import generation_rows
 from sightline.store.generations.sequence import generations_after, number_rows
 
+from ..conftest import Api
+
 DEMO, OTHER = Scope(1, "dev"), Scope(2, "dev")
 
 
@@ -173,3 +175,19 @@ def _row() -> list[object]:
     gen = Generation.model_validate({"id": str(uuid.uuid4()), "model": {"id": "m"}})
     row, _ = generation_rows(gen, DEMO)
     return row
+
+
+async def test_generations_posted_to_the_server_are_followed_in_the_order_they_arrived(api: Api) -> None:
+    now = datetime.now(UTC)
+    sent = []
+    for stamp in (now, now - timedelta(days=30), now + timedelta(seconds=1)):
+        gen_id = str(uuid.uuid4())
+        answer = await api.http.post(
+            "/api/generations", json={"id": gen_id, "timestamp": stamp.isoformat(), "model": {"id": "m"}}
+        )
+        assert answer.status_code == 201
+        sent.append(gen_id)
+    with api.db.read() as conn:
+        project_id = conn.scalar(select(t.projects.c.id).where(t.projects.c.name == "demo"))
+        followed = generations_after(conn, int(project_id), 0)
+    assert [g["id"] for g in followed.data] == sent
