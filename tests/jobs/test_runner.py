@@ -181,3 +181,28 @@ def test_a_kind_is_registered_once() -> None:
         handlers.add("k", nothing)
     with pytest.raises(ValueError, match="period"):
         handlers.add("p", nothing, every=0)
+
+
+async def test_a_job_whose_lease_ran_out_while_it_ran_here_is_not_started_twice(
+    db: Database, clock: Clock
+) -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    async def slow(job: Job) -> WriteOp | None:
+        calls.append(job.attempts)
+        started.set()
+        await finish.wait()
+        return None
+
+    handlers = Handlers()
+    handlers.add("slow", slow)
+    runner = Runner(db, handlers, clock=clock, lease=60)
+    job_id = await runner.enqueue("slow")
+    first = asyncio.get_running_loop().create_task(runner.run_once())
+    await asyncio.wait_for(started.wait(), 30)
+    clock.advance(61)  # as if the event loop had been stalled past the lease, renewals and all
+    assert await runner._claim() == []  # claimed again (the lease renewed), not run a second time
+    finish.set()
+    assert await first == 1
+    assert calls == [1] and _job(db, job_id).state == "succeeded"

@@ -194,7 +194,9 @@ class Runner:
             return []
         now = self._now_us()
         claim = Claim(self.worker, self.handlers.names(), now, now + int(self.lease * 1_000_000), free)
-        jobs: list[Job] = await self._db.writer.write(claim)
+        claimed: list[Job] = await self._db.writer.write(claim)
+        # A job already running here had its lease run out (renewals failed): the claim renewed it.
+        jobs = [job for job in claimed if job.id not in self._running]
         for job in jobs:
             kind = self.handlers.get(job.kind)
             assert kind is not None  # only kinds this runner has are claimed
