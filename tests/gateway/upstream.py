@@ -7,7 +7,8 @@ process of its own (``python tests/gateway/upstream.py --port 9001 --delay-ms 20
 What it answers:
 
 * ``POST /v1/chat/completions``, ``/v1/completions`` (plain or ``stream: true``, honouring
-  ``stream_options.include_usage``), ``/v1/embeddings``; ``GET /v1/models``.
+  ``stream_options.include_usage``), ``/v1/embeddings``, ``/v1/edits`` (the legacy endpoint);
+  ``GET /v1/models``.
 * Each answer is numbered (``reply #N``), so a test tells a cached answer from a fresh one.
 * Controls (request headers): ``x-fake-delay`` seconds before answering, ``x-fake-chunk-delay``
   seconds between stream chunks, ``x-fake-status`` an error status to answer in OpenAI's error shape.
@@ -218,6 +219,22 @@ class _Protocol(asyncio.Protocol):
                 "created": int(time.time()),
                 "model": model,
                 "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            }
+        elif path.endswith("/edits"):  # the legacy edits endpoint: choices of text, as completions
+            text = _reply(n, body)
+            prompt, completion = (
+                _words(body.get("input")) + _words(body.get("instruction")),
+                len(text.split()),
+            )
+            answer = {
+                "object": "edit",
+                "created": int(time.time()),
+                "choices": [{"index": 0, "text": text}],
                 "usage": {
                     "prompt_tokens": prompt,
                     "completion_tokens": completion,

@@ -1,29 +1,36 @@
-"""The OpenAI-compatible gateway: upstream forwarding, response cache, streaming capture, recording.
+"""The OpenAI-compatible gateway: key lookup, forwarding, response cache, streaming capture, recording.
 
 Pure logic and an HTTP client; the server's routes (``server/routers/proxy.py`` for ``/v1`` and
-``server/routers/aieye.py``) drive it. Errors it raises::
+``server/routers/aieye.py``) turn HTTP into calls of the one :class:`Gateway` and send its
+:class:`Answer`. Errors it raises::
 
     SightlineError
-     ├── InvalidInput       bad X-Sightline-* header, unknown provider
-     ├── UpstreamError      (502) the provider cannot be reached or broke off
+     ├── InvalidInput        bad X-Sightline-* header, body that is not JSON, unknown provider
+     ├── AuthenticationError (401) no bearer token, or an unknown or revoked API key
+     ├── UpstreamError       (502) the provider cannot be reached or broke off
      │    └── UpstreamTimeout (504) the provider went silent for upstream_timeout seconds
-     └── Unavailable        a stored provider key cannot be decrypted (secret key changed)
+     └── Unavailable         a stored provider key cannot be decrypted (secret key changed)
 """
 
+from .answer import Answer
 from .cache import ResponseCache
 from .cachekey import cache_key, normalize_endpoint
 from .call import Call, kind_of
-from .context import CACHE_CONTROLS, Context, parse_context
+from .context import CACHE_CONTROLS, Context, RequestHeaders, parse_context, split_headers
 from .errors import openai_error
-from .gateway import Gateway, RequestHeaders, answer_text, split_headers
+from .gateway import Gateway, answer_text
+from .keys import Caller, KeyLookup, bearer_token
 from .sse import StreamRelay, assemble, replay
 from .upstream import Target, Upstream, UpstreamResponse
 
 __all__ = [
     "CACHE_CONTROLS",
+    "Answer",
     "Call",
+    "Caller",
     "Context",
     "Gateway",
+    "KeyLookup",
     "RequestHeaders",
     "ResponseCache",
     "StreamRelay",
@@ -32,6 +39,7 @@ __all__ = [
     "UpstreamResponse",
     "answer_text",
     "assemble",
+    "bearer_token",
     "cache_key",
     "kind_of",
     "normalize_endpoint",

@@ -12,12 +12,13 @@
 =============================  ==================================================================
 
 Every value is checked before anything is forwarded; a bad one is an ``InvalidInput`` naming the
-header.
+header. :func:`split_headers` sorts a request's headers into these, the caller's credentials, and
+the ones sent on to the provider.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ import orjson
 from ..errors import InvalidInput
 from ..schema import normalize_metadata
 
-__all__ = ["CACHE_CONTROLS", "Context", "parse_context"]
+__all__ = ["CACHE_CONTROLS", "Context", "RequestHeaders", "parse_context", "split_headers"]
 
 CACHE_CONTROLS = ("use", "skip", "refresh")
 PREFIX = "x-sightline-"
@@ -102,3 +103,60 @@ def parse_context(headers: Mapping[str, str]) -> Context:
 
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
+
+
+# Never sent on to the provider: hop-by-hop, recomputed, or the caller's own credentials.
+_DROP_REQUEST = frozenset(
+    {
+        b"host",
+        b"authorization",
+        b"api-key",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"accept-encoding",
+        b"content-encoding",
+        b"cookie",
+        b"expect",
+    }
+)
+_PREFIX = PREFIX.encode()
+
+
+@dataclass(slots=True)
+class RequestHeaders:
+    """A request's headers, sorted by what the gateway does with them."""
+
+    authorization: str | None = None
+    sightline: dict[str, str] = field(default_factory=dict)
+    forward: dict[str, str] = field(default_factory=dict)
+    content_length: int | None = None
+    content_type: str = ""
+    content_encoding: str = ""
+
+
+def split_headers(raw: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+    """Sort raw (lowercase-named) request headers into credentials, ``X-Sightline-*``, and the rest."""
+    out = RequestHeaders()
+    for name, value in raw:
+        if name.startswith(_PREFIX):
+            out.sightline[name.decode("latin-1")] = value.decode("latin-1")
+        elif name in _DROP_REQUEST:
+            if name == b"authorization":
+                out.authorization = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit():
+                out.content_length = int(value)
+            elif name == b"content-encoding":
+                out.content_encoding = value.decode("latin-1").strip().lower()
+        else:
+            text = value.decode("latin-1")
+            if name == b"content-type":
+                out.content_type = text.partition(";")[0].strip().lower()
+            out.forward[name.decode("latin-1")] = text
+    return out

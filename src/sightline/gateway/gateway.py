@@ -1,125 +1,87 @@
-"""The gateway: one object per server process that forwards, caches and records model calls.
+"""The gateway: one object per server process that authenticates, forwards, caches and records model calls.
 
-A request's life, as the ``/v1`` and AI-Eye routes drive it::
+A request's life is written once, here, and both routes (``server/routers/proxy.py`` for ``/v1``
+and ``server/routers/aieye.py``) call it::
 
-    call = await gateway.open(scope, endpoint, body, context)   # provider, cache mode, cache key
-    cached = await gateway.lookup(call)                         # LRU, then the shared layer
-    payload = gateway.hit(call, cached)                         #   … answered from the cache
-    response = await gateway.forward(call, method, query, headers, raw)   # … or from the upstream
-    ... the route sends the answer ...
-    gateway.finish(scope, call)                                 # cache it, record it (background)
+    caller = await gateway.keys.authenticate(authorization)     # the key, off the event loop
+    answer = await gateway.handle(caller, method, endpoint, ...) # /v1: a model call or a pass-through
+    answer = await gateway.model_call(caller, endpoint, body, context, ...)   # AI-Eye: a model call
+    ... the route sends the answer (see :mod:`.answer`) ...
+    answer.finish()                                              # cache it, record it (background)
 
+Inside a model call: ``open`` (provider, cache mode, cache key), ``lookup`` (LRU, then the shared
+layer), ``hit`` (answered from the cache) or ``forward`` (answered by the upstream).
 Nothing here knows HTTP servers: the routes turn ASGI messages into these calls and back.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ..errors import UpstreamError
+from ..errors import InvalidInput, UpstreamError
 from ..feedback_key import Signer
 from ..ids import new_id
 from ..settings import Settings
 from ..store import Database
 from ..store.generations.records import Scope
+from .answer import Answer, Headers
 from .cache import ResponseCache
 from .cachekey import CACHEABLE_KINDS, cache_key
 from .call import Call, kind_of
-from .context import PREFIX, Context
+from .context import Context, RequestHeaders, parse_context
+from .errors import openai_error
+from .keys import Caller, KeyLookup
 from .providers import ProviderDirectory
 from .recorder import Recorder
 from .sse import assemble, replay
 from .upstream import Target, Upstream, UpstreamResponse
 
-__all__ = ["Gateway", "RequestHeaders", "answer_text", "split_headers"]
+__all__ = ["Gateway", "answer_text"]
 
 log = logging.getLogger(__name__)
 
-# Never sent on to the provider: hop-by-hop, recomputed, or the caller's own credentials.
-_DROP_REQUEST = frozenset(
-    {
-        b"host",
-        b"authorization",
-        b"api-key",
-        b"content-length",
-        b"connection",
-        b"keep-alive",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"accept-encoding",
-        b"content-encoding",
-        b"cookie",
-        b"expect",
-    }
-)
-_PREFIX = PREFIX.encode()
+_JSON: Headers = [(b"content-type", b"application/json")]
+_SSE: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_WHOLE_TYPES = frozenset({"application/json", "text/plain", ""})
 
 
-@dataclass(slots=True)
-class RequestHeaders:
-    """A request's headers, sorted by what the gateway does with them."""
-
-    authorization: str | None = None
-    sightline: dict[str, str] = field(default_factory=dict)
-    forward: dict[str, str] = field(default_factory=dict)
-    content_length: int | None = None
-    content_type: str = ""
-    content_encoding: str = ""
-
-
-def split_headers(raw: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
-    """Sort raw (lowercase-named) request headers into credentials, ``X-Sightline-*``, and the rest."""
-    out = RequestHeaders()
-    for name, value in raw:
-        if name.startswith(_PREFIX):
-            out.sightline[name.decode("latin-1")] = value.decode("latin-1")
-        elif name in _DROP_REQUEST:
-            if name == b"authorization":
-                out.authorization = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit():
-                out.content_length = int(value)
-            elif name == b"content-encoding":
-                out.content_encoding = value.decode("latin-1").strip().lower()
-        else:
-            text = value.decode("latin-1")
-            if name == b"content-type":
-                out.content_type = text.partition(";")[0].strip().lower()
-            out.forward[name.decode("latin-1")] = text
-    return out
+def _json_type(content_type: str) -> bool:
+    return content_type in ("", "application/json") or content_type.endswith("+json")
 
 
 def answer_text(kind: str, answer: Any) -> Any:
-    """What the AI-Eye endpoints answer as ``response``: the text of the first choice (the vector
-    of an embedding; the whole answer of any other endpoint)."""
+    """What the AI-Eye endpoints answer as ``response``: the text of the first choice of any
+    endpoint that answers choices (chat, completions, edits), the vector of an embedding, and the
+    whole answer of any other endpoint."""
     if not isinstance(answer, dict):
         return answer
-    if kind in ("chat", "completion"):
-        choices = answer.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            return None
-        if kind == "chat":
-            return (choices[0].get("message") or {}).get("content")
-        return choices[0].get("text")
     if kind == "embedding":
         data = answer.get("data") or []
         return data[0].get("embedding") if data and isinstance(data[0], dict) else None
-    return answer
+    choices = answer.get("choices")
+    if kind not in ("chat", "completion") and not isinstance(choices, list):
+        return answer
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    first = choices[0]
+    message = first.get("message")
+    if isinstance(message, dict):  # chat
+        return message.get("content")
+    return first.get("text")  # completions, edits
 
 
 class Gateway:
     """Forwarding, caching and recording for every gateway request of one server process."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, keys: KeyLookup | None = None) -> None:
+        self.keys = keys or KeyLookup(db, settings.key_cache_seconds)
         self.upstream = Upstream(settings.upstream_timeout)
         self.providers = ProviderDirectory(
             db, settings.secret_key, settings.upstream_url, settings.upstream_api_key
@@ -132,6 +94,116 @@ class Gateway:
     async def target(self, project_id: int, context: Context) -> Target:
         """Where a request that is not a model call goes (the chosen provider, else the default)."""
         return (await self.providers.project(project_id, context.provider)).target(context.provider)
+
+    async def handle(
+        self,
+        caller: Caller,
+        method: str,
+        endpoint: str,
+        query: bytes,
+        headers: RequestHeaders,
+        raw: bytes,
+        *,
+        started: float | None = None,
+        wall: float | None = None,
+    ) -> Answer:
+        """A ``/v1`` request with its body read: a POST whose JSON body names a model is a model
+        call (see :meth:`model_call`); anything else (``GET /v1/models``, files, …) is passed
+        through to the upstream and not recorded."""
+        context = parse_context(headers.sightline)
+        body: Any = None
+        if raw and method in _BODY_METHODS and _json_type(headers.content_type):
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"body is not valid JSON: {exc}") from None
+            if headers.content_encoding == "gzip":  # sent on decompressed
+                headers.forward.setdefault("content-type", "application/json")
+        if method == "POST" and isinstance(body, dict) and isinstance(body.get("model"), str):
+            return await self.model_call(
+                caller,
+                endpoint,
+                body,
+                context,
+                forward=headers.forward,
+                raw=raw,
+                query=query,
+                started=started,
+                wall=wall,
+            )
+        target = await self.target(caller.key.project_id, context)
+        response = await self.upstream.send(
+            method, target.url(endpoint, query), self.upstream_headers(target, headers.forward), raw or None
+        )
+        if response.content_type in _WHOLE_TYPES:
+            return Answer(response.status, response.headers, await response.read())
+        return Answer(response.status, response.headers, None, response=response)
+
+    async def model_call(
+        self,
+        caller: Caller,
+        endpoint: str,
+        body: dict[str, Any],
+        context: Context,
+        *,
+        forward: Mapping[str, str],
+        raw: bytes | None = None,
+        method: str = "POST",
+        query: bytes = b"",
+        default_cache: str = "skip",
+        started: float | None = None,
+        wall: float | None = None,
+    ) -> Answer:
+        """Answer a model call from the cache or the upstream.
+
+        ``raw`` is the body as the caller sent it (``None``: ``body`` serialised), ``forward`` the
+        caller's headers to send on. A failure to reach the upstream is answered, in OpenAI's
+        shape, and recorded like any other answer; the caller's own mistakes raise before anything
+        is sent.
+        """
+        scope = caller.key.scope
+        call = await self.open(
+            scope, endpoint, body, context, default_cache=default_cache, started=started, wall=wall
+        )
+        finish = functools.partial(self.finish, scope, call)
+        cached = await self.lookup(call)
+        if cached is not None:
+            payload = self.hit(call, cached)
+            call.first = time.perf_counter()
+            sightline = self.response_headers(call, caller.secret)
+            return Answer(
+                200, _SSE if call.stream else _JSON, payload, call=call, sightline=sightline, finish=finish
+            )
+        try:
+            response = await self.forward(
+                call, method, query, forward, orjson.dumps(body) if raw is None else raw
+            )
+        except UpstreamError as exc:
+            sightline = self.response_headers(call, caller.secret)
+            return Answer(
+                exc.status_code, _JSON, openai_error(exc), call=call, sightline=sightline, finish=finish
+            )
+        sightline = self.response_headers(call, caller.secret)
+        if call.stream and response.status < 300 and response.content_type == "text/event-stream":
+            return Answer(
+                response.status,
+                response.headers,
+                None,
+                call=call,
+                sightline=sightline,
+                response=response,
+                finish=finish,
+            )
+        try:
+            data = await response.read()
+        except UpstreamError as exc:
+            call.failed(exc.error_type, exc.message, exc.status_code)
+            call.status = exc.status_code
+            return Answer(
+                exc.status_code, _JSON, openai_error(exc), call=call, sightline=sightline, finish=finish
+            )
+        call.response = data
+        return Answer(response.status, response.headers, data, call=call, sightline=sightline, finish=finish)
 
     async def open(
         self,

@@ -10,7 +10,9 @@ allow_unnamed_prompts    SIGHTLINE_ALLOW_UNNAMED_PROMPTS true
 redact_pii               SIGHTLINE_REDACT_PII            false
 =======================  ==============================  ==========================================
 
-The remaining fields tune the background exporter and have no environment variable.
+The remaining fields tune the background exporter and have no environment variable. Clients whose
+exporter settings are equal (same server, key, batching, interval…: one :class:`Destination`) share
+one exporter; clients with different settings each get their own, so no setting is merged.
 """
 
 from __future__ import annotations
@@ -40,16 +42,21 @@ def _env_bool(name: str, value: bool | None, default: bool) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where records go and how they are packed: the exporter batches per destination."""
+    """Where records go and how: everything one exporter needs. Equal destinations share an exporter."""
 
     server_url: str
     api_key: str = field(repr=False)
     redact_pii: bool = False
     pii_region: str = "US"
-    max_batch_items: int = 200
+    max_batch_items: int = 1000
     max_batch_bytes: int = 2_000_000
     request_timeout: float = 10.0
     max_retry_seconds: float = 120.0
+    flush_interval: float = 0.5
+    max_queue_size: int = 20_000
+    exit_timeout: float = 5.0
+    compress: bool | None = None
+    """gzip request bodies: None decides by the server's address (not when it is on this machine)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +77,17 @@ class SightlineConfig:
     """Ask the upstream for usage on streams (``stream_options.include_usage``) so they are priced."""
     enabled: bool = True
     flush_interval: float = 0.5
-    max_batch_items: int = 200
+    """Seconds a record may wait before it is sent (sooner when a batch is full)."""
+    max_batch_items: int = 1000
     max_batch_bytes: int = 2_000_000
     max_queue_size: int = 20_000
     request_timeout: float = 10.0
     max_retry_seconds: float = 120.0
     exit_timeout: float = 5.0
+    """Seconds the exit of the process may wait for pending records to be sent."""
+    compress: bool | None = None
+    """gzip what is sent: None (default) compresses unless the server is on this machine, where it
+    costs CPU and saves nothing."""
 
     def __post_init__(self) -> None:
         for name in ("flush_interval", "request_timeout", "exit_timeout", "max_retry_seconds"):
@@ -127,4 +139,8 @@ class SightlineConfig:
             max_batch_bytes=self.max_batch_bytes,
             request_timeout=self.request_timeout,
             max_retry_seconds=self.max_retry_seconds,
+            flush_interval=self.flush_interval,
+            max_queue_size=self.max_queue_size,
+            exit_timeout=self.exit_timeout,
+            compress=self.compress,
         )

@@ -1,29 +1,28 @@
-"""Records as the bytes that travel: wire body, redaction when asked, compact JSON.
+"""Records as the items that travel: wire body, redaction when asked.
 
-Runs on the exporter thread. Redaction fails closed: a record that cannot be redacted is not sent.
+Runs on the exporter thread. The JSON of a whole batch is written in one pass by the sender
+(:func:`sightline.sdk._sender.dumps_batch`), so an item here stays a Python value. Redaction fails
+closed: a record that cannot be redacted is not sent.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sightline.sdk._config import Destination
-from sightline.sdk._record import Call
 from sightline.sdk._wire import generation_body, plain
 
 __all__ = ["encode"]
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+def encode(dest: Destination, kind: str, payload: Any) -> tuple[str, Any]:
+    """``(endpoint, item)``: ``ingest`` items (``{"type", "body"}``) are batched, ``feedback`` alone.
 
-
-def encode(dest: Destination, kind: str, payload: Any) -> tuple[str, bytes]:
-    """``(endpoint, bytes)``: ``ingest`` items are batched, ``feedback`` goes to ``/api/feedback``."""
+    A ``generation`` payload is a finished call (turned into its wire body here, off the caller's
+    thread) or a wire body already made; other kinds are wire bodies.
+    """
     if kind == "generation":
-        assert isinstance(payload, Call)
-        body = generation_body(payload)
+        body = payload if isinstance(payload, dict) else generation_body(payload)
     else:
         body = plain(payload)
     if dest.redact_pii:
@@ -31,5 +30,5 @@ def encode(dest: Destination, kind: str, payload: Any) -> tuple[str, bytes]:
 
         body = redact_record(kind, body, dest.pii_region)
     if kind == "feedback_key":
-        return "feedback", _dumps(body)
-    return "ingest", _dumps({"type": kind, "body": body})
+        return "feedback", body
+    return "ingest", {"type": kind, "body": body}

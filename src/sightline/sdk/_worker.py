@@ -1,12 +1,19 @@
-"""The one background exporter of a process.
+"""The background exporters of a process: one per destination, shared by the clients that send there.
 
-The caller's thread only appends to a bounded deque (:func:`submit`); a daemon thread wakes every
-``flush_interval`` (or as soon as a batch is full), turns the records into wire JSON (redacting when
-asked), batches them per destination by count and bytes, and hands each batch to the sender.
+A client gets the exporter of its :class:`~sightline.sdk._config.Destination` (its server, key and
+exporter settings) from :func:`configure`. Clients whose settings are equal share one exporter;
+clients whose settings differ each have their own, so one client's interval, queue size or deadline
+never becomes another's.
 
-What does not fit in the queue is dropped, counted in :func:`stats` and logged at most once a minute.
-At process exit pending records are flushed with a deadline, so a dead server never hangs the exit;
-after ``os.fork()`` the child starts its own exporter with an empty queue.
+The caller's thread only appends to the exporter's bounded deque (:meth:`Exporter.submit`). A daemon
+thread, started with the first record, wakes every ``flush_interval`` (or as soon as a batch is
+full), turns the records into wire items (redacting when asked) and posts them in batches by count
+and bytes, each batch written as JSON in one pass.
+
+What does not fit in a queue is dropped, counted in :func:`stats` and logged at most once a minute.
+At process exit every exporter is flushed at once, each within its ``exit_timeout``, so a dead
+server never hangs the exit; after ``os.fork()`` the child's exporters start over with empty queues
+(the parent's records are the parent's to send) and threads of their own.
 """
 
 from __future__ import annotations
@@ -17,19 +24,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import httpx
 
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._guard import Throttle, logger, under_pytest
-from sightline.sdk._sender import Counters, Sender
+from sightline.sdk._sender import Counters, Sender, dumps_batch
 
-__all__ = ["Exporter", "Stats", "configure", "flush", "get_exporter", "reset", "stats", "submit"]
+__all__ = ["Encoder", "Exporter", "Stats", "configure", "flush", "reset", "stats", "submit"]
 
-FLUSH = "flush"
-Encoder = Callable[[Destination, str, Any], tuple[str, bytes]]
+Encoder = Callable[[Destination, str, Any], tuple[str, Any]]
+"""Turns ``(destination, kind, payload)`` into ``(endpoint, item)`` on the exporter thread."""
+
+_FLUSH = "<flush>"
+# Records encoded between two offers of the GIL to other threads: a caller whose response just
+# arrived waits for at most this many records, not for a whole batch (about 20 µs each).
+_YIELD_EVERY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,43 +66,55 @@ class Stats:
         """These counts as a plain dict."""
         return asdict(self)
 
-
-@dataclass
-class _Knobs:
-    max_queue: int = 20_000
-    interval: float = 0.5
-    exit_timeout: float = 5.0
-    wake_at: int = 200
+    def __add__(self, other: Stats) -> Stats:
+        return Stats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Stats)))
 
 
 class Exporter:
-    """A bounded queue drained by one daemon thread."""
+    """The bounded queue of one destination, drained by one daemon thread."""
 
-    def __init__(self, knobs: _Knobs, encode: Encoder, transport: httpx.BaseTransport | None = None) -> None:
-        self.knobs = knobs
+    def __init__(
+        self, dest: Destination, encode: Encoder, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.dest = dest
         self._encode = encode
-        self._queue: deque[tuple[Destination | None, str, Any]] = deque()
+        self._transport = transport
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """Empty queue, zero counts, no thread: a new exporter, or this one in a forked child."""
+        self._queue: deque[tuple[str, Any]] = deque()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._counters = Counters()
         self._drop_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._throttle = Throttle()
         self._errors: list[BaseException] = []
-        self._sender = Sender(self._counters, self._sleep, transport)
-        self._thread = threading.Thread(target=self._run, name="sightline-exporter", daemon=True)
-        self._thread.start()
+        self._in_hand = 0  # taken from the queue by the thread, not yet sent, refused or given up on
+        self._sender = Sender(self._counters, self._sleep, self._transport)
+        self._thread: threading.Thread | None = None
 
     # -- caller side -------------------------------------------------------------------------
 
-    def submit(self, dest: Destination, kind: str, payload: Any) -> None:
+    def submit(self, kind: str, payload: Any) -> None:
         """Queue one record without blocking; drop (and count) it when the queue is full."""
         queue = self._queue
-        if len(queue) >= self.knobs.max_queue:
+        if len(queue) >= self.dest.max_queue_size:
             self._drop()
             return
-        queue.append((dest, kind, payload))
-        if len(queue) >= self.knobs.wake_at and not self._wake.is_set():
+        queue.append((kind, payload))
+        if self._thread is None:
+            self._start()
+        if len(queue) >= self.dest.max_batch_items and not self._wake.is_set():
             self._wake.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._closing.is_set():
+                thread = threading.Thread(target=self._run, name="sightline-exporter", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def _drop(self) -> None:
         with self._drop_lock:
@@ -98,31 +122,44 @@ class Exporter:
         if self._throttle.ready("overflow"):
             logger.warning(
                 "sightline: the queue is full (%d records); dropping records until the server catches up",
-                self.knobs.max_queue,
+                self.dest.max_queue_size,
             )
+
+    def start_flush(self) -> threading.Event | None:
+        """Ask for everything queued so far to be sent; the event is set once it was. None: nothing to do."""
+        if self._thread is None or not self._thread.is_alive():
+            return None
+        done = threading.Event()
+        self._queue.append((_FLUSH, done))
+        self._wake.set()
+        return done
 
     def flush(self, timeout: float | None) -> bool:
         """Send everything queued so far; True when it was all handled before ``timeout`` seconds."""
-        done = threading.Event()
-        self._queue.append((None, FLUSH, done))
-        self._wake.set()
-        finished = done.wait(timeout)
+        done = self.start_flush()
+        finished = done is None or done.wait(timeout)
+        self.raise_errors()
+        return finished
+
+    def raise_errors(self) -> None:
+        """Under pytest, raise the first error the exporter thread met (tests see bugs, users do not)."""
         if self._errors and under_pytest():
             raise self._errors.pop(0)
-        return finished
 
     def stats(self) -> Stats:
         """The counts so far."""
         c = self._counters
-        queued = sum(1 for item in list(self._queue) if item[1] != FLUSH)
+        queued = sum(1 for kind, _ in list(self._queue) if kind != _FLUSH) + self._in_hand
         return Stats(queued, c.sent, c.dropped, c.rejected, c.failed, c.retries, c.batches, c.internal_errors)
 
     def close(self, timeout: float) -> bool:
         """Flush with a deadline and stop the thread."""
-        finished = self.flush(timeout)
+        done = self.start_flush()
+        finished = done is None or done.wait(timeout)
         self._closing.set()
         self._wake.set()
-        self._thread.join(timeout=1.0)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
         return finished
 
     # -- worker side -------------------------------------------------------------------------
@@ -132,7 +169,7 @@ class Exporter:
 
     def _run(self) -> None:
         while not self._closing.is_set():
-            self._wake.wait(self.knobs.interval)
+            self._wake.wait(self.dest.flush_interval)
             self._wake.clear()
             try:
                 self._drain()
@@ -141,39 +178,76 @@ class Exporter:
         self._sender.close()
 
     def _drain(self) -> None:
-        pending: dict[Destination, tuple[list[bytes], list[int]]] = {}
-        queue = self._queue
+        dest, queue, encode = self.dest, self._queue, self._encode
+        items: list[Any] = []
+        encoded = 0
         while queue:
-            dest, kind, payload = queue.popleft()
-            if kind == FLUSH:
-                self._send_all(pending)
+            kind, payload = queue.popleft()
+            if kind == _FLUSH:
+                self._deliver(items)
+                items = []
                 payload.set()
                 continue
-            assert dest is not None
-            # Hand the GIL back between records so that a caller whose response just arrived is not
-            # kept waiting for a whole batch to be encoded.
-            time.sleep(0)
+            self._in_hand += 1
+            encoded += 1
+            if encoded % _YIELD_EVERY == 0:
+                time.sleep(0)
             try:
-                endpoint, data = self._encode(dest, kind, payload)
+                endpoint, item = encode(dest, kind, payload)
             except Exception as exc:
+                self._in_hand -= 1
                 self._counters.failed += 1
                 self._internal(f"encoding a {kind}", exc)
                 continue
             if endpoint == "feedback":
-                self._sender.feedback(dest, data)
+                # What was recorded before this feedback goes first: its generation may be among it.
+                self._deliver(items)
+                items = []
+                try:
+                    self._sender.feedback(dest, item)
+                finally:
+                    self._in_hand -= 1
                 continue
-            parts, size = pending.setdefault(dest, ([], [0]))
-            parts.append(data)
-            size[0] += len(data) + 1
-            if len(parts) >= dest.max_batch_items or size[0] >= dest.max_batch_bytes:
-                del pending[dest]
-                self._sender.ingest(dest, parts)
-        self._send_all(pending)
+            items.append(item)
+            if len(items) >= dest.max_batch_items:
+                self._deliver(items)
+                items = []
+        self._deliver(items)
 
-    def _send_all(self, pending: dict[Destination, tuple[list[bytes], list[int]]]) -> None:
-        for dest, (parts, _) in list(pending.items()):
-            del pending[dest]
-            self._sender.ingest(dest, parts)
+    def _deliver(self, items: list[Any]) -> None:
+        try:
+            self._send(items)
+        finally:
+            self._in_hand -= len(items)
+
+    def _send(self, items: list[Any]) -> None:
+        """Post ``items`` in as few batches as ``max_batch_bytes`` allows."""
+        if not items:
+            return
+        items, body = self._dump(items)
+        if len(body) > self.dest.max_batch_bytes and len(items) > 1:
+            half = len(items) // 2
+            self._send(items[:half])
+            self._send(items[half:])
+        elif items:
+            self._sender.ingest(self.dest, items, body)
+
+    def _dump(self, items: list[Any]) -> tuple[list[Any], bytes]:
+        """The items that can be written as JSON and their batch's body; one bad item costs only itself."""
+        try:
+            return items, dumps_batch(items)
+        except Exception:
+            pass
+        good = []
+        for item in items:
+            try:
+                dumps_batch([item])
+            except Exception as exc:
+                self._counters.failed += 1
+                self._internal(f"writing a {item.get('type')} as JSON", exc)
+            else:
+                good.append(item)
+        return good, dumps_batch(good)
 
     def _internal(self, doing: str, exc: BaseException) -> None:
         self._counters.internal_errors += 1
@@ -182,93 +256,113 @@ class Exporter:
         logger.error("sightline: internal error while %s", doing, exc_info=exc)
 
 
-# -- the process-wide exporter ---------------------------------------------------------------
+class _Exporters:
+    """The exporters of this process by destination, and what every new one needs."""
 
-_lock = threading.Lock()
-_exporter: Exporter | None = None
-_knobs = _Knobs()
-_configured = False
-_hooks = False
-_encoder: Encoder | None = None
-_transport: httpx.BaseTransport | None = None
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_dest: dict[Destination, Exporter] = {}
+        self.encoder: Encoder | None = None
+        self.transport: httpx.BaseTransport | None = None
+        self.hooked = False
 
+    def get(self, dest: Destination, encoder: Encoder | None = None) -> Exporter:
+        with self.lock:
+            if encoder is not None:
+                self.encoder = encoder
+            exporter = self.by_dest.get(dest)
+            if exporter is None:
+                if self.encoder is None:
+                    raise RuntimeError("sightline: a record was sent before any client set up an exporter")
+                if not self.hooked:
+                    atexit.register(_at_exit)
+                    if hasattr(os, "register_at_fork"):
+                        os.register_at_fork(after_in_child=self.after_fork_in_child)
+                    self.hooked = True
+                exporter = self.by_dest[dest] = Exporter(dest, self.encoder, self.transport)
+            return exporter
 
-def configure(config: SightlineConfig, encoder: Encoder) -> None:
-    """Take the exporter settings of a client's configuration (largest queue, shortest interval…)."""
-    global _configured, _encoder
-    with _lock:
-        _encoder = encoder
-        if not _configured:
-            _knobs.max_queue = config.max_queue_size
-            _knobs.interval = config.flush_interval
-            _knobs.exit_timeout = config.exit_timeout
-            _knobs.wake_at = config.max_batch_items
-            _configured = True
-        else:
-            _knobs.max_queue = max(_knobs.max_queue, config.max_queue_size)
-            _knobs.interval = min(_knobs.interval, config.flush_interval)
-            _knobs.exit_timeout = max(_knobs.exit_timeout, config.exit_timeout)
-            _knobs.wake_at = min(_knobs.wake_at, config.max_batch_items)
+    def all(self) -> list[Exporter]:
+        return list(self.by_dest.values())
 
-
-def _at_exit() -> None:
-    exporter = _exporter
-    if exporter is not None and not exporter.flush(exporter.knobs.exit_timeout):
-        logger.warning(
-            "sightline: %d records were not delivered before exit (deadline %.1fs)",
-            exporter.stats().queued,
-            exporter.knobs.exit_timeout,
-        )
+    def after_fork_in_child(self) -> None:
+        # The parent's threads do not exist here, its locks may be held, its queues are its own.
+        self.lock = threading.Lock()
+        for exporter in self.by_dest.values():
+            exporter._fresh()
 
 
-def _after_fork_in_child() -> None:
-    # The parent's thread does not exist here and its queue is the parent's to send.
-    global _exporter, _lock
-    _exporter = None
-    _lock = threading.Lock()
+_exporters = _Exporters()
 
 
-def get_exporter() -> Exporter:
-    """The process's exporter, started on first use."""
-    global _exporter, _hooks
-    exporter = _exporter
-    if exporter is not None:
-        return exporter
-    with _lock:
-        if _exporter is None:
-            if _encoder is None:
-                raise RuntimeError("sightline: the exporter is used before any client configured it")
-            if not _hooks:
-                atexit.register(_at_exit)
-                if hasattr(os, "register_at_fork"):
-                    os.register_at_fork(after_in_child=_after_fork_in_child)
-                _hooks = True
-            _exporter = Exporter(_knobs, _encoder, _transport)
-        return _exporter
+def configure(config: SightlineConfig, encoder: Encoder) -> Exporter:
+    """The exporter of a (resolved, recording) client configuration, made on first use.
+
+    Clients with equal destinations share it. ``encoder`` turns records into wire items on the
+    exporter thread (the client passes :func:`sightline.sdk._encode.encode`).
+    """
+    return _exporters.get(config.destination(), encoder)
 
 
 def submit(dest: Destination, kind: str, payload: Any) -> None:
     """Queue one record for ``dest`` (never blocks, never raises on a full queue)."""
-    (_exporter or get_exporter()).submit(dest, kind, payload)
+    (_exporters.by_dest.get(dest) or _exporters.get(dest)).submit(kind, payload)
+
+
+def _flush_all(deadline_of: Callable[[Exporter], float | None]) -> tuple[bool, int]:
+    """Flush every exporter at once, each until its deadline (None: none): (all done, records left)."""
+    waiting = [(exporter, exporter.start_flush()) for exporter in _exporters.all()]
+    finished, left = True, 0
+    for exporter, done in waiting:
+        if done is None:
+            continue
+        deadline = deadline_of(exporter)
+        if not done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            finished = False
+            left += exporter.stats().queued
+    for exporter, _ in waiting:
+        exporter.raise_errors()
+    return finished, left
 
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Send every record queued so far. True when all were handled within ``timeout`` seconds."""
-    exporter = _exporter
-    return True if exporter is None else exporter.flush(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return _flush_all(lambda exporter: deadline)[0]
 
 
 def stats() -> Stats:
     """Counts of the records this process handed to Sightline (see :class:`Stats`)."""
-    exporter = _exporter
-    return Stats() if exporter is None else exporter.stats()
+    total = Stats()
+    for exporter in _exporters.all():
+        total += exporter.stats()
+    return total
+
+
+def _at_exit() -> None:
+    started = time.monotonic()
+    try:
+        finished, left = _flush_all(lambda exporter: started + exporter.dest.exit_timeout)
+    except Exception as exc:  # an exit must never fail because of Sightline
+        logger.error("sightline: internal error while flushing at exit", exc_info=exc)
+        return
+    if not finished:
+        logger.warning(
+            "sightline: %d records were not delivered before exit (deadline %.1fs)",
+            left,
+            max(exporter.dest.exit_timeout for exporter in _exporters.all()),
+        )
 
 
 def reset(transport: httpx.BaseTransport | None = None, timeout: float = 5.0) -> None:
-    """Stop the exporter (flushing first) so the next record starts a fresh one. For tests."""
-    global _exporter, _transport
-    with _lock:
-        exporter, _exporter = _exporter, None
-        _transport = transport
-    if exporter is not None:
-        exporter.close(timeout)
+    """Stop every exporter (flushing first); the next records start fresh ones. For tests.
+
+    ``transport`` is the HTTP transport of the exporters made from now on (e.g. ``httpx.MockTransport``).
+    """
+    with _exporters.lock:
+        old = _exporters.all()
+        _exporters.transport = transport
+        _exporters.by_dest = {e.dest: Exporter(e.dest, e._encode, transport) for e in old}
+    deadline = time.monotonic() + timeout
+    for exporter in old:
+        exporter.close(max(0.0, deadline - time.monotonic()))

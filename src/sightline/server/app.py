@@ -14,12 +14,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 from .. import __version__, gc_tuning
-from ..gateway import Gateway
+from ..gateway import Gateway, KeyLookup
 from ..gateway.cache import PURGE_KIND, purge_expired
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
 from ..settings import Settings
 from ..store import Database, migrate
-from .auth import KeyCache
 from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .metrics import Metrics
@@ -90,7 +89,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.keys = KeyCache(db, settings.key_cache_seconds)
+    app.state.keys = KeyLookup(db, settings.key_cache_seconds)
     app.state.metrics = Metrics(db)
     # Enqueues from any process; runs jobs only once started (in the lifespan).
     runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings), settings)
@@ -99,7 +98,7 @@ def create_app(
     for module in (health, generations, feedback, runs, export, jobs):
         app.include_router(module.router)
     install_dashboard(app)
-    gateway = app.state.gateway = Gateway(settings, db)
+    gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
     app.include_router(aieye.router)
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]

@@ -1,4 +1,8 @@
-"""Reading request bodies: size limit, gzip, JSON, in one place for every JSON endpoint."""
+"""Reading request bodies: size limit, gzip, JSON, in one place for every endpoint and the gateway.
+
+:func:`read_body` reads the ASGI messages themselves (the gateway's raw ``/v1`` route has no
+request object); :func:`read_raw` and :func:`read_json` are the same reader for a framework route.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,72 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from ..errors import InvalidInput, PayloadTooLarge
 
-__all__ = ["read_json", "read_raw"]
+__all__ = ["ClientGone", "read_body", "read_json", "read_raw"]
+
+
+class ClientGone(ClientDisconnect):
+    """The caller went away before its request was read (nobody is left to answer)."""
+
+
+async def read_body(receive: Receive, *, limit: int, declared: int | None, encoding: str) -> bytes:
+    """The body of the request that ``receive`` delivers, decompressed when sent gzip-encoded.
+
+    ``declared`` is its ``Content-Length`` (``None`` when not sent), ``encoding`` its
+    ``Content-Encoding`` in lower case. Over ``limit`` bytes, sent or decompressed: :class:`PayloadTooLarge`,
+    refused as soon as it shows (a declared length is not read at all).
+    """
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if message.get("more_body"):  # the usual small body comes in one message: no list, no join
+        chunks, size = [body], len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+    if encoding == "gzip":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            raise InvalidInput("body is not valid gzip", field="Content-Encoding") from None
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+    elif encoding not in ("", "identity"):
+        raise InvalidInput(
+            f"Content-Encoding {encoding!r} is not supported (send identity or gzip)",
+            field="Content-Encoding",
+        )
+    return body
 
 
 async def read_raw(request: Request) -> bytes:
     """The body, decompressed when sent gzip-encoded, refused when over the size limit."""
-    limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            raw = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            raise InvalidInput("body is not valid gzip") from None
-        if len(raw) > limit or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
-    return raw
+    return await read_body(
+        request.receive,
+        limit=request.app.state.settings.max_body_bytes,
+        declared=int(declared) if declared is not None and declared.isdigit() else None,
+        encoding=request.headers.get("content-encoding", "").strip().lower(),
+    )
 
 
 async def read_json(request: Request, *, expect: type = dict) -> Any:

@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from ...errors import InvalidInput, SightlineError, UpstreamError
+from ...errors import InvalidInput, SightlineError
 from ...gateway import (
-    Call,
+    Answer,
     Gateway,
     answer_text,
     cache_key,
@@ -33,8 +33,7 @@ from ...gateway import (
     parse_context,
     split_headers,
 )
-from ...store.generations.records import Scope
-from ..auth import ApiKeyDep
+from ..auth import ApiKeyDep, CallerDep
 from ..body import read_json
 from ..responses import JSON
 
@@ -62,7 +61,7 @@ def _selector(body: dict[str, Any]) -> str | None:
 
 
 @router.post("/api/openai/{endpoint:path}", summary="Call the model through the gateway; answer its text")
-async def openai_call(endpoint: str, request: Request, key: ApiKeyDep) -> Response:
+async def openai_call(endpoint: str, request: Request, caller: CallerDep) -> Response:
     """Body: the OpenAI request for ``endpoint`` plus ``openaikey_id`` (optional) →
     ``{"response": text, "cache_hit": bool}``."""
     gateway: Gateway = request.app.state.gateway
@@ -76,40 +75,29 @@ async def openai_call(endpoint: str, request: Request, key: ApiKeyDep) -> Respon
     body.pop("stream_options", None)
     if not isinstance(body.get("model"), str):
         raise InvalidInput("model: required (the model to call)", field="model")
-    call = await gateway.open(key.scope, normalize_endpoint(endpoint), body, context, default_cache="use")
-    cached = await gateway.lookup(call)
-    if cached is not None:
-        gateway.hit(call, cached)
-        data = cached
-    else:
-        try:
-            response = await gateway.forward(call, "POST", b"", headers.forward, orjson.dumps(body))
-            data = call.response = await response.read()
-        except UpstreamError as exc:
-            if call.error is None:
-                call.failed(exc.error_type, exc.message, exc.status_code)
-            call.status = exc.status_code
-            return Response(
-                openai_error(exc),
-                status_code=exc.status_code,
-                media_type="application/json",
-                background=BackgroundTask(_finish, gateway, key.scope, call),
-            )
-        if response.status >= 400:
-            return Response(
-                data,
-                status_code=response.status,
-                media_type="application/json",
-                background=BackgroundTask(_finish, gateway, key.scope, call),
-            )
+    answer = await gateway.model_call(
+        caller, normalize_endpoint(endpoint), body, context, forward=headers.forward, default_cache="use"
+    )
+    assert answer.body is not None  # never streamed: "stream" was taken out
+    sent = {k.decode(): v.decode() for k, v in answer.sightline}
+    finished = BackgroundTask(_finish, answer)
+    if answer.status >= 400:  # Sightline's error or the upstream's, as it was
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            media_type="application/json",
+            headers=sent,
+            background=finished,
+        )
     try:
-        answer = orjson.loads(data)
+        parsed = orjson.loads(answer.body)
     except orjson.JSONDecodeError:
-        answer = data.decode(errors="replace")
+        parsed = answer.body.decode(errors="replace")
+    assert answer.call is not None
     return JSON(
-        {"response": answer_text(call.kind, answer), "cache_hit": call.cache_hit},
-        headers={k.decode(): v.decode() for k, v in gateway.response_headers(call, _token(request))},
-        background=BackgroundTask(_finish, gateway, key.scope, call),
+        {"response": answer_text(answer.call.kind, parsed), "cache_hit": answer.call.cache_hit},
+        headers=sent,
+        background=finished,
     )
 
 
@@ -126,11 +114,6 @@ async def cached_answers(endpoint: str, request: Request, key: ApiKeyDep) -> JSO
     return JSON([{"response": answer_text(kind_of(endpoint), orjson.loads(found)), "cache_hit": True}])
 
 
-async def _finish(gateway: Gateway, scope: Scope, call: Call) -> None:
+async def _finish(answer: Answer) -> None:
     # A coroutine, so Starlette runs it on the event loop after the answer went out (not in a thread).
-    gateway.finish(scope, call)
-
-
-def _token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip()
+    answer.finish()
