@@ -7,6 +7,7 @@ unit tests read exactly the batches the exporter posted. End-to-end tests use th
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import threading
@@ -18,10 +19,11 @@ import httpx
 import pytest
 
 import sightline
-from sightline.sdk import _sender, _worker
+from sightline.sdk import _sender, _signing, _worker
 from tests.fake_openai import FakeOpenAI
 
 SIGHTLINE_KEY = "sl_test_key_0123456789abcdef"
+CAPTURE_SIGNING_KEY = b"signing key the capture hands out"  # what the server derives from its secret
 
 
 @dataclass
@@ -35,6 +37,9 @@ class Capture:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/feedback/signing-key":
+            signing_key = base64.urlsafe_b64encode(CAPTURE_SIGNING_KEY).decode()
+            return httpx.Response(200, json={"keyReference": "", "signingKey": signing_key})
         raw = request.content
         if request.headers.get("content-encoding") == "gzip":
             raw = gzip.decompress(raw)
@@ -88,8 +93,10 @@ def capture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
     monkeypatch.delenv("SIGHTLINE_SERVER_URL", raising=False)
     cap = Capture()
     _worker.reset(transport=httpx.MockTransport(cap.handler))
+    _signing.reset(transport=httpx.MockTransport(cap.handler))
     yield cap
     _worker.reset(timeout=2)
+    _signing.reset()
 
 
 def config(**overrides: Any) -> sightline.SightlineConfig:

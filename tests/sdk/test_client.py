@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion
 import sightline
 from sightline.schema import Generation
 from tests.fake_openai import FakeOpenAI
-from tests.sdk.conftest import SIGHTLINE_KEY, USER, Capture, config
+from tests.sdk.conftest import CAPTURE_SIGNING_KEY, SIGHTLINE_KEY, USER, Capture, config
 
 
 def test_chat_returns_what_openai_returns_and_is_recorded(client: sightline.Client, capture: Capture) -> None:
@@ -40,14 +40,14 @@ def test_chat_returns_what_openai_returns_and_is_recorded(client: sightline.Clie
 def test_response_carries_a_feedback_key_naming_the_generation(
     client: sightline.Client, capture: Capture
 ) -> None:
-    from sightline.feedback_key import hash_api_key, parse_feedback_key, verify_feedback_key
+    from sightline.feedback_key import parse_feedback_key, verify_feedback_key
 
     response = client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
 
     key = response.model_extra["sightline_feedback_key"]  # type: ignore[index]
     generation_id, _ = parse_feedback_key(key)
     assert generation_id == capture.one()["id"]
-    assert verify_feedback_key(key, hash_api_key(SIGHTLINE_KEY))
+    assert verify_feedback_key(key, CAPTURE_SIGNING_KEY)
     assert "sightline_feedback_key" not in str(capture.one()["output"])
 
 

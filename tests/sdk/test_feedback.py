@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 import sightline
-from sightline.feedback_key import make_feedback_key
+from sightline.feedback_key import hash_api_key, make_feedback_key
 from sightline.schema import Feedback
 from tests.sdk.conftest import USER, Capture
 
@@ -43,7 +43,7 @@ def test_feedback_by_generation_id(client: sightline.Client, capture: Capture) -
 def test_a_key_signed_by_another_project_goes_to_the_public_endpoint(
     client: sightline.Client, capture: Capture
 ) -> None:
-    key = make_feedback_key("sl_other_project_key", str(uuid.uuid4()))
+    key = make_feedback_key(b"another project's signing key", hash_api_key("sl_other"), str(uuid.uuid4()))
     client.send_feedback(key, rating=1)
     sightline.flush(5)
     assert capture.of("feedback") == []

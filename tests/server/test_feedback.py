@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sightline.feedback_key import make_feedback_key
+from sightline.feedback_key import feedback_secret, hash_api_key, make_feedback_key, signing_key
 from tests.conftest import Api
 from tests.server.test_ingest import generation
 
@@ -12,6 +12,13 @@ from tests.server.test_ingest import generation
 async def test_feedback_shows_on_the_generation_and_filters(api: Api) -> None:
     sent = generation()
     await api.http.post("/api/generations", json=sent)
+def signed(api: Api, api_key: str, generation_id: str) -> str:
+    """A feedback key as the server (or the SDK, with its fetched signing key) makes it."""
+    key_hash = hash_api_key(api_key)
+    own = signing_key(feedback_secret(api.settings.secret_key), key_hash)
+    return make_feedback_key(own, key_hash, generation_id)
+
+
     r = await api.http.post(
         f"/api/generations/{sent['id']}/feedback",
         json={
@@ -60,7 +67,7 @@ async def test_bad_feedback_is_refused_naming_the_field(
 async def test_feedback_key_needs_no_api_key(api: Api) -> None:
     sent = generation()
     await api.http.post("/api/generations", json=sent)
-    fk = make_feedback_key(api.key, sent["id"])
+    fk = signed(api, api.key, sent["id"])
     r = await api.http.post(
         "/api/feedback",
         json={"feedbackKey": fk, "score": 0.2, "betterResponse": "🏟"},
@@ -74,8 +81,8 @@ async def test_feedback_key_needs_no_api_key(api: Api) -> None:
 async def test_forged_or_altered_feedback_keys_are_refused(api: Api) -> None:
     sent = generation()
     await api.http.post("/api/generations", json=sent)
-    good = make_feedback_key(api.key, sent["id"])
-    forged = make_feedback_key("sl_not-a-real-key", sent["id"])
+    good = signed(api, api.key, sent["id"])
+    forged = signed(api, "sl_not-a-real-key", sent["id"])
     altered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
     for key in (forged, altered, "slfk_garbage", "nonsense"):
         r = await api.http.post(
@@ -88,7 +95,7 @@ async def test_forged_or_altered_feedback_keys_are_refused(api: Api) -> None:
 
 async def test_feedback_before_its_generation_waits_for_it(api: Api) -> None:
     sent = generation()
-    fk = make_feedback_key(api.key, sent["id"])
+    fk = signed(api, api.key, sent["id"])
     r = await api.http.post(
         "/api/feedback", json={"feedbackKey": fk, "thumbs": "up"}, headers={"Authorization": ""}
     )

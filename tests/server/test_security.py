@@ -5,12 +5,16 @@ CLI, uvicorn and the real ``openai`` client."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import stat
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +24,15 @@ import pytest
 import uvicorn
 from fastapi import Request
 from pydantic import BaseModel
+from sqlalchemy import select
 
+import sightline
+from sightline.feedback_key import hash_api_key, make_feedback_key
+from sightline.sdk import _signing, _worker
 from sightline.server.app import create_app
 from sightline.settings import SECRET_FILE, Settings
-from tests.conftest import free_port, sightline_command, start_server, stop_server
+from sightline.store import tables as t
+from tests.conftest import Api, free_port, sightline_command, start_server, stop_server
 from tests.dashboard.test_pages import csrf_of
 from tests.fake_openai import FakeOpenAI
 
@@ -224,3 +233,84 @@ def test_an_internal_error_logs_no_body_at_any_level(
     assert "ValueError" in logged and "RuntimeError" in logged and "ValidationError" in logged
     assert SECRET_BODY not in logged
     assert "input_value" not in logged
+
+
+# --- item 7: feedback keys signed with a key derived from the server's secret ---------------------
+
+
+def _old_layout_key(key_hash: str, generation_id: str) -> str:
+    """A feedback key as anyone holding the database could make it before: signed with the hash."""
+    payload = uuid.UUID(generation_id).bytes + bytes.fromhex(key_hash[:16])
+    mac = hmac.new(bytes.fromhex(key_hash), payload, hashlib.sha256).digest()[:16]
+    return "slfk_" + base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+
+
+async def test_a_reader_of_the_database_cannot_forge_feedback_keys(api: Api) -> None:
+    generation_id = str(uuid.uuid4())
+    r = await api.http.post("/api/generations", json={"id": generation_id, "model": {"id": "gpt-4o"}})
+    assert r.status_code == 201
+    with api.db.read() as conn:
+        (key_hash,) = conn.execute(select(t.api_keys.c.key_hash)).one()
+    anonymous = httpx.AsyncClient(transport=api.http._transport, base_url="http://sightline.test")
+
+    for forged in (
+        _old_layout_key(key_hash, generation_id),
+        make_feedback_key(bytes.fromhex(key_hash), key_hash, generation_id),
+    ):
+        r = await anonymous.post("/api/feedback", json={"feedbackKey": forged, "thumbs": "down"})
+        assert 400 <= r.status_code < 500 and set(r.json()["error"]) >= {"type", "message"}
+        assert r.json()["error"].get("field") == "feedbackKey" or r.status_code == 401
+    got = (await api.http.get(f"/api/generations/{generation_id}")).json()
+    assert not got.get("feedback")
+
+
+async def test_the_signing_key_endpoint_needs_the_api_key_and_signs_what_the_server_accepts(api: Api) -> None:
+    anonymous = httpx.AsyncClient(transport=api.http._transport, base_url="http://sightline.test")
+    r = await anonymous.get("/api/feedback/signing-key")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+    r = await api.http.get("/api/feedback/signing-key")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    own = base64.urlsafe_b64decode(r.json()["signingKey"])
+    generation_id = "generation-123"  # ids need not be UUIDs
+    key = make_feedback_key(own, hash_api_key(api.key), generation_id)
+    r = await anonymous.post("/api/feedback", json={"feedbackKey": key, "thumbs": "up"})
+    assert r.status_code in (201, 202), r.text
+    assert r.json()["generationId"] == generation_id
+    other = api.new_key("other-project")
+    r = await api.http.get("/api/feedback/signing-key", headers=api.headers(other))
+    assert base64.urlsafe_b64decode(r.json()["signingKey"]) != own
+
+
+def test_sdk_and_gateway_feedback_keys_verify_on_a_real_server(tmp_path: Path) -> None:
+    upstream = FakeOpenAI()
+    env = {**_home_env(tmp_path), "SIGHTLINE_UPSTREAM_URL": upstream.base_url}
+    database_url = f"sqlite:///{tmp_path / 'sightline.db'}"
+    env["SIGHTLINE_DATABASE_URL"] = database_url
+    key = _cli(env, "token", "create", "--project", "demo").splitlines()[-1]
+    process, url = start_server(database_url, tmp_path / "serve.log", env=env)
+    try:
+        _worker.reset()
+        _signing.reset()
+        config = sightline.SightlineConfig(api_key=key, server_url=url)
+        client = sightline.Client(api_key="sk-upstream", base_url=upstream.base_url, sightline=config)
+        response = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        sdk_key = str(response.model_extra["sightline_feedback_key"])  # type: ignore[index]
+        assert sightline.flush(20)
+
+        gateway = openai.OpenAI(api_key=key, base_url=f"{url}/v1", max_retries=0)
+        raw = gateway.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+        )
+        gateway_key = raw.headers["x-sightline-feedback-key"]
+
+        for feedback_key in (sdk_key, gateway_key):
+            r = httpx.post(f"{url}/api/feedback", json={"feedbackKey": feedback_key, "thumbs": "up"})
+            assert r.status_code in (201, 202), r.text
+    finally:
+        _worker.reset(timeout=5)
+        _signing.reset()
+        stop_server(process)
+        upstream.close()

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidInput, UpstreamError
-from ..feedback_key import Signer
+from ..feedback_key import Signer, feedback_secret, hash_api_key
 from ..ids import new_id
 from ..settings import Settings
 from ..store import Database
@@ -90,6 +90,7 @@ class Gateway:
         self.in_flight = 0  # requests being answered (counted by the server's handler)
         self.recorder = Recorder(db.writer, in_flight=lambda: self.in_flight)
         self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
+        self._feedback_secret = feedback_secret(settings.secret_key)
 
     async def target(self, project_id: int, context: Context) -> Target:
         """Where a request that is not a model call goes (the chosen provider, else the default)."""
@@ -315,7 +316,7 @@ class Gateway:
         if signer is None:
             if len(self._signers) > 10_000:
                 self._signers.clear()
-            signer = self._signers[api_key] = Signer(api_key)
+            signer = self._signers[api_key] = Signer.for_api_key(self._feedback_secret, hash_api_key(api_key))
         return [
             (b"x-sightline-generation-id", call.generation_id.encode()),
             (b"x-sightline-feedback-key", signer.sign(call.generation_bytes).encode()),

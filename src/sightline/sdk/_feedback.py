@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from sightline.feedback_key import hash_api_key, parse_feedback_key, verify_feedback_key
+from sightline.feedback_key import parse_feedback_key
 from sightline.schema import Feedback
 from sightline.sdk import _worker
 from sightline.sdk._guard import logger
@@ -60,7 +60,9 @@ def send_feedback(
         logger.warning("sightline: no API key, so the feedback is not sent")
         return
     body: dict[str, Any] = feedback.wire()
-    ours = feedback_key is None or verify_feedback_key(feedback_key, hash_api_key(recorder.api_key))
+    # A key naming a generation of our own API key's project goes by id with the API key (which may
+    # give feedback on any of the project's generations); others only the server can check.
+    ours = feedback_key is None or recorder.signer.owns(feedback_key)
     if ours:
         _worker.submit(destination, "feedback", body)
     else:

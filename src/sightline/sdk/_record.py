@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from sightline.feedback_key import Signer
 from sightline.ids import new_uuid
 from sightline.mapping import iso
 from sightline.sdk import _worker
@@ -26,6 +25,7 @@ from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._context import Scope, current_scope
 from sightline.sdk._guard import report_internal_error
 from sightline.sdk._params import CallParams, InvalidParams, coerce_call_params
+from sightline.sdk._signing import signer_for
 from sightline.sdk._templates import (
     TemplateChat,
     TemplateInfo,
@@ -231,7 +231,8 @@ class Recorder:
         self.enabled = config.records
         self.destination: Destination | None = config.destination() if self.enabled else None
         self.api_key = config.api_key or ""
-        self.signer = Signer(self.api_key)
+        server_url = self.destination.server_url if self.destination is not None else None
+        self.signer = signer_for(server_url, self.api_key)  # fetches the signing key in the background
         self.provider = _provider(base_url)
         self.run = run
         self._chains: OrderedDict[str, None] = OrderedDict()
