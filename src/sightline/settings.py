@@ -107,7 +107,9 @@ class Settings(BaseSettings):
     )
     write_batch_max: int = Field(default=5000, gt=0, description="Most records one write transaction takes")
     key_cache_seconds: float = Field(
-        default=1.0, ge=0, description="How long a process trusts a looked-up API key"
+        default=1.0,
+        ge=0,
+        description="How long a process trusts a looked-up API key or refuses an unknown one",
     )
     functions_dir: Path | None = Field(default=None, description="Folder of custom_*.py pipeline functions")
     log_level: str = Field(default="info", description="Log level of `serve`")
