@@ -9,9 +9,6 @@ from tests.conftest import Api
 from tests.server.test_ingest import generation
 
 
-async def test_feedback_shows_on_the_generation_and_filters(api: Api) -> None:
-    sent = generation()
-    await api.http.post("/api/generations", json=sent)
 def signed(api: Api, api_key: str, generation_id: str) -> str:
     """A feedback key as the server (or the SDK, with its fetched signing key) makes it."""
     key_hash = hash_api_key(api_key)
@@ -19,6 +16,9 @@ def signed(api: Api, api_key: str, generation_id: str) -> str:
     return make_feedback_key(own, key_hash, generation_id)
 
 
+async def test_feedback_shows_on_the_generation_and_filters(api: Api) -> None:
+    sent = generation()
+    await api.http.post("/api/generations", json=sent)
     r = await api.http.post(
         f"/api/generations/{sent['id']}/feedback",
         json={
