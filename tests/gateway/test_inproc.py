@@ -34,6 +34,17 @@ async def test_async_client_over_asgi_is_recorded(inproc: InProc, upstream: Fake
     assert gen["metadata"]["userId"] == "carol" and gen["usage"]["cost"] > 0
 
 
+async def test_what_is_not_a_model_call_passes_through_unrecorded(inproc: InProc) -> None:
+    models = await inproc.client.models.list()
+    assert [m.id for m in models.data] == ["gpt-4o-mini", "x"]
+    r = await inproc.http.get("/v1/files/file-1/content", headers=inproc.headers())  # streamed through
+    assert r.status_code == 200 and r.content == bytes(range(256)) * 64
+    assert r.headers["content-type"] == "application/octet-stream"
+    marker = await inproc.client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    [gen] = await inproc.generations(1)  # only the model call was recorded
+    assert gen["output"]["content"] == marker.choices[0].message.content
+
+
 @asynccontextmanager
 async def app_client(
     database_url: str, upstream: FakeUpstream, key: str, **settings: Any

@@ -8,7 +8,7 @@ What it answers:
 
 * ``POST /v1/chat/completions``, ``/v1/completions`` (plain or ``stream: true``, honouring
   ``stream_options.include_usage``), ``/v1/embeddings``, ``/v1/edits`` (the legacy endpoint);
-  ``GET /v1/models``.
+  ``GET /v1/models``, ``GET /v1/files/{id}/content`` (16 KiB of bytes).
 * Each answer is numbered (``reply #N``), so a test tells a cached answer from a fresh one.
 * Controls (request headers): ``x-fake-delay`` seconds before answering, ``x-fake-chunk-delay``
   seconds between stream chunks, ``x-fake-status`` an error status to answer in OpenAI's error shape.
@@ -171,6 +171,9 @@ class _Protocol(asyncio.Protocol):
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in ("gpt-4o-mini", "x")
             ]
             self._send(200, orjson.dumps({"object": "list", "data": models}))
+            return
+        if method == "GET" and path.endswith("/content"):  # a file's bytes, as GET /v1/files/{id}/content
+            self._send(200, bytes(range(256)) * 64, b"application/octet-stream")
             return
         if not isinstance(body, dict):
             self._send(
