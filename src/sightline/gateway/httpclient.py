@@ -1,10 +1,11 @@
 """A small HTTP/1.1 client for talking to model providers: asyncio transports and httptools.
 
-Why not a general-purpose client: measured through this gateway on one core, httpx's
-``AsyncClient`` spent ~350 µs a request and aiohttp's ``ClientSession`` ~60 µs, most of it in
-per-request machinery the gateway does not use (cookies, redirects, proxies, tracing, payload
-registries). A request here is one ``transport.write`` and the response is parsed by httptools, the
-C parser uvicorn uses: ~5 µs. What it does, and all it does:
+Why not a general-purpose client: most of what httpx or aiohttp spend on a request is machinery the
+gateway does not use (cookies, redirects, proxies, tracing, payload registries). A request here is
+one ``transport.write`` and the response is parsed by httptools, the C parser uvicorn uses. (A fast
+path: ``bench/bench_fast_paths.py --only http`` measures it against httpx, docs/fast-paths.md has the
+figure, and ``tests/test_fast_paths.py`` checks both send and receive the same.) What it does, and
+all it does:
 
 * ``http`` and ``https`` (TLS with the system's CA store, SNI), keep-alive connections pooled per
   origin, idle ones closed after ``idle_seconds``;

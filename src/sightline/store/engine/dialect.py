@@ -1,4 +1,9 @@
-"""The few statements that SQLite and PostgreSQL spell differently. Nowhere else branches on dialect."""
+"""The few statements that SQLite and PostgreSQL spell differently. Nowhere else branches on dialect.
+
+The writer's statements go to the driver's cursor under SQLAlchemy (a fast path: docs/fast-paths.md
+says why, ``bench/bench_fast_paths.py --only store`` measures it against SQLAlchemy's own statements,
+and ``tests/test_fast_paths.py`` checks they store the same rows).
+"""
 
 from __future__ import annotations
 
@@ -101,7 +106,7 @@ def _cursor(conn: Connection) -> tuple[Any, bool]:
     takes numbered placeholders (:func:`_marks`).
 
     The writer's statements go to it straight: SQLAlchemy's own execution (result objects, events,
-    exception wrapping) costs about 25 µs a statement, as much as SQLite takes to run a small one.
+    exception wrapping) costs about as much as SQLite takes to run a small statement.
     On PostgreSQL it is psycopg's ``RawCursor``, which takes PostgreSQL's own ``$1`` placeholders
     (:func:`_marks`) and sends the text as it is: psycopg's usual cursor rewrites each ``%s``
     statement in Python, which for a statement of many rows (whose text is new whenever the row count

@@ -1,10 +1,11 @@
 """Prices of model calls, from the ``genai-prices`` library.
 
-Looking a model up in genai-prices and doing its Decimal arithmetic costs 50-150 µs a call, too
-much at tens of thousands of generations a second. Within one price tier a call's cost is linear in
-its token counts (genai-prices uses "cliff" tiers: the input token count picks one rate for all
-tokens), so the per-token rates of each (model, provider, tier) are asked of the library once and
-kept as floats; every call after that is three multiplications.
+Looking a model up in genai-prices and doing its Decimal arithmetic costs hundreds of times what a
+multiplication does, too much at tens of thousands of generations a second (a fast path: figure in
+docs/fast-paths.md, ``bench/bench_fast_paths.py --only price``). Within one price tier a call's cost
+is linear in its token counts (genai-prices uses "cliff" tiers: the input token count picks one rate
+for all tokens), so the per-token rates of each (model, provider, tier) are asked of the library once
+and kept as floats; every call after that is three multiplications.
 """
 
 from __future__ import annotations
