@@ -12,6 +12,7 @@ from sightline.schema import Generation
 from sightline.store import tables as t
 from sightline.store.engine.dialect import no_nul
 from sightline.store.generations.records import Scope, generation_json, generation_rows, to_us
+from sightline.store.tables.generations import GenerationColumn
 
 RECORDS: list[dict[str, Any]] = [
     {"model": {"id": "gpt-4o"}},
@@ -83,3 +84,11 @@ def test_escaped_nul_is_stored_as_the_replacement_character() -> None:
     body = row[t.GENERATION_AT["body"]]
     assert "\\u0000" not in body
     assert orjson.loads(body)["output"]["content"] == "nul\ufffd é ☃ \U0001f600"
+
+
+def test_the_named_positions_are_the_tables_columns() -> None:
+    assert [c.name for c in GenerationColumn] == list(t.generations.c.keys()) == list(t.GENERATION_COLUMNS)
+    assert [int(c) for c in GenerationColumn] == list(range(len(t.generations.c)))
+    row, _ = generation_rows(Generation.model_validate(RECORDS[1]), Scope(7, "dev"))
+    assert len(row) == len(GenerationColumn)
+    assert row[GenerationColumn.project_id] == 7 and row[GenerationColumn.model_id] == "m"

@@ -441,12 +441,12 @@ def distinct_models(conn: Connection, project_id: int, limit: int = 200) -> list
 
 
 def list_feedback(conn: Connection, project_id: int, generation_id: str) -> list[dict[str, Any]]:
-    """Every feedback given on a generation, oldest first, as sent (``generationId``, ``rating``, …)."""
+    """Every feedback given on a generation, in the order received, as sent (``generationId``, …)."""
     fb = t.feedback
     q = (
         select(fb.c.body)
         .where(fb.c.project_id == project_id, fb.c.generation_id == generation_id)
-        .order_by(fb.c.ts_us, fb.c.id)
+        .order_by(fb.c.id)
     )
     return [dict(body) for body in conn.scalars(q)]
 

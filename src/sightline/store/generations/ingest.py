@@ -1,7 +1,8 @@
 """Write operations for ingestion, applied by the writer thread inside grouped transactions.
 
 Each operation is built (validated, priced, flattened to rows) on the caller's side; ``apply``
-does only the database work. Writing a generation id that exists is a no-op (reported as such).
+does only the database work. Writing a generation id that exists in the project is a no-op (reported
+as such); ids are the client's and unique per project, so another project's records are never seen.
 A run owns its ``userId`` and metadata: they are copied onto every generation of the run (the
 ``user_id`` column and the metadata index), so generations are filtered by them directly.
 """
@@ -19,6 +20,7 @@ from ...schema import Feedback, Generation, Run
 from .. import tables as t
 from ..engine.dialect import insert_ignore, select_in, upsert
 from ..engine.writer import WriteOp
+from ..tables.generations import GenerationColumn as G
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
 from .sequence import number_rows
@@ -60,12 +62,12 @@ def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
     return PreparedGeneration(row, None, prompt, fb, metadata_rows(gen.id, scope.project_id, row[_TS], meta))
 
 
-def _existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+def _existing_ids(conn: Connection, project_id: int, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
+    # The project is a number of our own (never the client's text): written into the statement.
+    sql = f"SELECT id FROM generations WHERE project_id = {int(project_id)} AND id IN ({{in}})"
     for chunk in _chunks(ids):
-        found.update(
-            row[0] for row in select_in(conn, "SELECT id FROM generations WHERE id IN ({in})", chunk)
-        )
+        found.update(row[0] for row in select_in(conn, sql, chunk))
     return found
 
 
@@ -101,12 +103,16 @@ def _propagate_run(conn: Connection, run: dict[str, Any]) -> None:
     upsert(conn, t.generation_metadata, rows, update=["value"], columns=t.METADATA_COLUMNS)
 
 
-def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
-    """The latest feedback that arrived before its generation, by generation id: (rating, score, thumbs)."""
+def _latest_feedback(
+    conn: Connection, project_id: int, ids: Sequence[str]
+) -> dict[str, tuple[Any, Any, Any]]:
+    """The latest feedback that arrived before its generation, by generation id: (rating, score, thumbs).
+
+    The latest is the one received last (the highest id), whatever timestamp its client gave it."""
     latest: dict[str, tuple[Any, Any, Any]] = {}
     sql = (
-        "SELECT generation_id, rating, score, thumbs FROM feedback WHERE generation_id IN ({in}) "
-        "ORDER BY ts_us, id"
+        "SELECT generation_id, rating, score, thumbs FROM feedback "
+        f"WHERE project_id = {int(project_id)} AND generation_id IN ({{in}}) ORDER BY id"
     )
     for chunk in _chunks(ids):
         for gen_id, rating, score, thumbs in select_in(conn, sql, chunk):
@@ -114,8 +120,10 @@ def _latest_feedback(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[An
     return latest
 
 
-_ID, _TS, _USER, _RUN = (t.GENERATION_AT[c] for c in ("id", "ts_us", "user_id", "run_id"))
-_FEEDBACK = tuple(t.GENERATION_AT[c] for c in ("feedback_rating", "feedback_score", "feedback_thumbs"))
+# Positions in a generations row, named by the table's GenerationColumn and bound once here: looking a
+# member up on the enum costs ~0.3 µs, ten times the indexing itself.
+_ID, _TS, _USER, _RUN = (int(c) for c in (G.id, G.ts_us, G.user_id, G.run_id))
+_FEEDBACK = (int(G.feedback_rating), int(G.feedback_score), int(G.feedback_thumbs))
 # What InsertGenerations holds per generation (lists that a merge joins).
 _PER_GENERATION = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
 
@@ -196,7 +204,8 @@ class InsertGenerations:
     def apply(self, conn: Connection) -> list[bool]:
         rows = self.rows
         ids = [row[_ID] for row in rows]
-        existing = _existing_ids(conn, ids)
+        pid = self.scope.project_id
+        existing = _existing_ids(conn, pid, ids)
         created: list[bool] = []
         for gen_id in ids:
             is_new = gen_id not in existing
@@ -205,11 +214,10 @@ class InsertGenerations:
         new = [i for i, ok in enumerate(created) if ok]
         if not new:
             return created
-        pid = self.scope.project_id
         feedback_rows = [f for i in new if (f := self.feedback[i]) is not None]
         if feedback_rows:
             conn.execute(t.feedback.insert(), feedback_rows)
-        pending = _latest_feedback(conn, [ids[i] for i in new])
+        pending = _latest_feedback(conn, pid, [ids[i] for i in new])
         run_ids = sorted({rows[i][_RUN] for i in new if rows[i][_RUN]})
         runs = _load_runs(conn, pid, run_ids) if run_ids else {}
         changed: dict[str, dict[str, Any]] = {}

@@ -212,7 +212,7 @@ def context(
         q = (
             select(fb.c.generation_id, fb.c.body)
             .where(fb.c.project_id == project_id, fb.c.generation_id.in_(with_feedback))
-            .order_by(fb.c.ts_us, fb.c.id)
+            .order_by(fb.c.id)  # the latest is the one received last, whatever its client's timestamp
         )
         feedback = {r.generation_id: r.body for r in conn.execute(q)}
     return Context(found, feedback)

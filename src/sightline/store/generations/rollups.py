@@ -28,6 +28,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, case, literal
 
 from .. import tables as t
 from ..engine.dialect import upsert_add
+from ..tables.generations import GenerationColumn as G
 
 __all__ = [
     "DAY_US",
@@ -101,42 +102,16 @@ _HOURLY = (
 )
 
 
-# Positions in a generations row held as a list.
-(
-    _PROJECT,
-    _ENVIRONMENT,
-    _TS,
-    _MODEL,
-    _COST,
-    _CACHE_HIT,
-    _PROMPT_TOKENS,
-    _COMPLETION_TOKENS,
-    _TOTAL_TOKENS,
-    _STATUS,
-    _COST_SAVED,
-    _LATENCY,
-    _TTFT,
-    _USER,
-    _TEMPLATE,
-) = (
-    t.GENERATION_AT[c]
-    for c in (
-        "project_id",
-        "environment",
-        "ts_us",
-        "model_id",
-        "cost",
-        "cache_hit",
-        "prompt_tokens",
-        "completion_tokens",
-        "total_tokens",
-        "status",
-        "cost_saved",
-        "latency_ms",
-        "ttft_ms",
-        "user_id",
-        "template_name",
-    )
+# Positions in a generations row held as a list, named by the table's GenerationColumn and bound
+# once here: looking a member up on the enum costs ~0.3 µs, ten times the indexing itself.
+_PROJECT, _ENVIRONMENT, _TS, _MODEL, _COST, _CACHE_HIT = (
+    int(c) for c in (G.project_id, G.environment, G.ts_us, G.model_id, G.cost, G.cache_hit)
+)
+_PROMPT_TOKENS, _COMPLETION_TOKENS, _TOTAL_TOKENS = (
+    int(c) for c in (G.prompt_tokens, G.completion_tokens, G.total_tokens)
+)
+_STATUS, _COST_SAVED, _LATENCY, _TTFT, _USER, _TEMPLATE = (
+    int(c) for c in (G.status, G.cost_saved, G.latency_ms, G.ttft_ms, G.user_id, G.template_name)
 )
 
 

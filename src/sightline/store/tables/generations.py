@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import IntEnum, auto
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -9,6 +11,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -17,10 +20,12 @@ from sqlalchemy import (
 
 from .base import Json, ShortText, metadata
 
+# Generation ids are the client's (any text up to 200 characters), unique per project: two projects
+# may hold the same id, so every key and lookup that names a generation also names its project.
 generations = Table(
     "generations",
     metadata,
-    Column("id", String(36), primary_key=True),
+    Column("id", ShortText, nullable=False),
     Column("project_id", Integer, nullable=False),
     Column("environment", String(64), nullable=False),
     Column("ts_us", BigInteger, nullable=False),
@@ -52,6 +57,7 @@ generations = Table(
     # The ingest sequence: numbered by the writer as it inserts, increasing in commit order (client
     # timestamps arrive late), so a consumer follows new rows from a cursor (generations/sequence.py).
     Column("seq", BigInteger, nullable=True),
+    PrimaryKeyConstraint("project_id", "id"),
     # Newest-first listings of one project, alone or narrowed by the usual filters. The id in the
     # first makes the full (ts_us, id) order of pages and exports an index walk, with no sort; the
     # tokens in the third answer the tokens-by-model aggregate from the index alone.
@@ -75,20 +81,62 @@ generations = Table(
     Index(None, "seq"),
 )
 
-# Ingest holds a generations row as a list in the table's column order (cheaper to build, and to send
-# to a writer process, than a dict): the position of each column in it.
+
+class GenerationColumn(IntEnum):
+    """The position of each column in a generations row held as a list, in the table's column order.
+
+    Ingest holds a row so (cheaper to build, and to send to a writer process, than a dict), and reads
+    and writes its cells by these names (``row[GenerationColumn.ts_us]``), which the type checker
+    knows. A column appended to the table is a member appended here (a check below, and a test, fail
+    on any difference), and a value at the end of the row ``records.generation_rows`` builds.
+    """
+
+    id = 0
+    project_id = auto()
+    environment = auto()
+    ts_us = auto()
+    model_id = auto()
+    provider = auto()
+    user_id = auto()
+    session_id = auto()
+    run_id = auto()
+    chat_id = auto()
+    step_index = auto()
+    template_name = auto()
+    template_version = auto()
+    status = auto()
+    error_type = auto()
+    cache_hit = auto()
+    output_type = auto()
+    prompt_tokens = auto()
+    completion_tokens = auto()
+    total_tokens = auto()
+    cost = auto()
+    cost_saved = auto()
+    latency_ms = auto()
+    ttft_ms = auto()
+    feedback_rating = auto()
+    feedback_score = auto()
+    feedback_thumbs = auto()
+    body = auto()
+    seq = auto()
+
+
 GENERATION_COLUMNS: tuple[str, ...] = tuple(generations.c.keys())
-GENERATION_AT: dict[str, int] = {name: i for i, name in enumerate(GENERATION_COLUMNS)}
+if tuple(GenerationColumn.__members__) != GENERATION_COLUMNS:  # pragma: no cover - caught at import
+    raise RuntimeError("GenerationColumn must list the generations table's columns in their order")
+GENERATION_AT: dict[str, int] = {c.name: int(c) for c in GenerationColumn}
 
 generation_metadata = Table(
     "generation_metadata",
     metadata,
-    Column("generation_id", String(36), primary_key=True),
-    Column("key", ShortText, primary_key=True),
+    Column("generation_id", ShortText, nullable=False),
+    Column("key", ShortText, nullable=False),
     Column("project_id", Integer, nullable=False),
     Column("value", Text, nullable=False),
     # Copied from the generation so a metadata filter pages newest-first from the index alone.
     Column("ts_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "generation_id", "key"),
     Index(None, "project_id", "key", "value", "ts_us"),
     # Rows are found by their key: a separate rowid b-tree would be one more insert each.
     sqlite_with_rowid=False,
@@ -120,15 +168,16 @@ feedback = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("project_id", Integer, nullable=False),
-    # Not a foreign key: feedback may arrive before its generation and waits for it.
-    Column("generation_id", String(36), nullable=False),
+    # Not a foreign key: feedback may arrive before its generation and waits for it. The latest is the
+    # one received last (the highest id), whatever timestamp its client gave it.
+    Column("generation_id", ShortText, nullable=False),
     Column("ts_us", BigInteger, nullable=False),
     Column("rating", Integer, nullable=True),
     Column("score", Float, nullable=True),
     Column("thumbs", String(4), nullable=True),
     Column("user_id", ShortText, nullable=True),
     Column("body", Json, nullable=False),
-    Index(None, "generation_id", "ts_us"),
+    Index(None, "project_id", "generation_id"),
     Index(None, "project_id", "ts_us"),
 )
 
