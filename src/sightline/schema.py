@@ -10,6 +10,7 @@ import this module without any server dependency.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -19,7 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
+    ValidationInfo,
     model_validator,
     with_config,
 )
@@ -30,6 +31,8 @@ from .ids import new_id
 
 __all__ = [
     "KNOWN_METADATA_KEYS",
+    "MAX_MEASURE",
+    "MAX_METADATA_KEYS",
     "Error",
     "Feedback",
     "Generation",
@@ -57,6 +60,14 @@ _MAX_ID = 200
 _COLUMN_KEYS = frozenset({"userId", "sessionId"})  # also stored in indexed columns of at most _MAX_ID
 _MAX_INT = 2**31 - 1  # token counts and indexes are 32-bit columns
 Count = Annotated[int, Field(ge=0, le=_MAX_INT)]
+# Durations (ms), speeds and costs go into columns and the rollups' sums and histograms: 1e12 (31
+# years in milliseconds, or a trillion dollars) is past any real call and keeps a latency's histogram
+# bin within a 32-bit column; a larger number (1e100 overflowed the rollups) is refused naming its field.
+MAX_MEASURE = 1e12
+Measure = Annotated[float, Field(ge=0, le=MAX_MEASURE)]
+# Most metadata keys a generation or run may carry (each tag counts as one): each is a row of the
+# metadata index. The server passes its setting (``max_metadata_keys``) in the validation context.
+MAX_METADATA_KEYS = 100
 
 
 def utc(value: datetime) -> datetime:
@@ -117,17 +128,22 @@ def _plain_key(key: str) -> bool:
     return 0 < len(key) <= _MAX_ID and "\x00" not in key
 
 
-def normalize_metadata(raw: Any) -> dict[str, Any]:
+def normalize_metadata(raw: Any, max_keys: int = MAX_METADATA_KEYS) -> dict[str, Any]:
     """Validate metadata and store every custom value typed.
 
     Known keys (``userId``, ``tags``, …) keep their plain form; a custom key takes a typed value
     (``{"type": "string"|"url"|"boolean", …}``) or a plain string, number or boolean, which is
-    stored typed. Anything else raises ``ValueError`` naming the key.
+    stored typed. Anything else raises ``ValueError`` naming the key. More than ``max_keys`` keys
+    (each tag counting as one) raise ``ValueError`` naming the limit.
     """
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ValueError("metadata must be an object")
+    tags = raw.get("tags")
+    count = len(raw) + (len(tags) - 1 if isinstance(tags, list) and tags else 0)
+    if count > max_keys:
+        raise ValueError(f"at most {max_keys} metadata keys (each tag counts as one) per record, got {count}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         plain = type(value) is str and type(key) is str and key not in KNOWN_METADATA_KEYS
@@ -172,18 +188,33 @@ def metadata_value_text(value: Any) -> str:
     return str(value)
 
 
-Metadata = Annotated[dict[str, Any], BeforeValidator(normalize_metadata)]
+def _metadata(raw: Any, info: ValidationInfo) -> dict[str, Any]:
+    context = info.context
+    if context is None:
+        return normalize_metadata(raw)
+    return normalize_metadata(raw, context.get("max_metadata_keys", MAX_METADATA_KEYS))
 
 
-# Checked by pydantic's own (Rust) pattern matching: ingest validates tens of thousands a second.
-UUIDText = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        to_lower=True,
-    ),
-]
+Metadata = Annotated[dict[str, Any], BeforeValidator(_metadata)]
+
+
 IdText = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _uuid_lower(value: str) -> str:
+    # A UUID is one id however it is cased (the SDK's are lower case already): the cheap tests first,
+    # since ingest validates tens of thousands a second.
+    if len(value) == 36 and not value.islower() and _UUID.fullmatch(value):
+        return value.lower()
+    return value
+
+
+# A generation's id, chosen by the client: any text of 1 to 200 characters (the Generations document
+# types it as a string), a UUID in lower case.
+GenerationId = Annotated[IdText, AfterValidator(_uuid_lower)]
 # Text stored in an indexed column as well as in the record: bounded, and free of NUL (which database
 # text cannot hold).
 ColumnText = Annotated[str, Field(max_length=_MAX_ID, pattern=r"^[^\x00]*$")]
@@ -215,7 +246,6 @@ class Open(Wire):
 # a generation at ingest. Their defaults are filled in by the store when it writes the record.
 _FORBID = ConfigDict(extra="forbid", allow_inf_nan=False)
 _ALLOW = ConfigDict(extra="allow", allow_inf_nan=False)
-NonNegative = Annotated[float, Field(ge=0)]
 
 
 @with_config(_FORBID)
@@ -242,7 +272,7 @@ class Alternative(TypedDict):
 
 @with_config(_FORBID)
 class Output(TypedDict):
-    type: NotRequired[Literal["text", "code", "image", "json", "other"]]  # default "text"
+    type: NotRequired[Literal["text", "image", "audio", "code", "json", "other"]]  # default "text"
     content: NotRequired[Any]
     tokens: NotRequired[Count | None]
     alternatives: NotRequired[list[Alternative] | None]
@@ -252,7 +282,7 @@ class Output(TypedDict):
 class Parameters(TypedDict):
     """Model parameters: these are checked, any other (``seed``, ``responseFormat``, …) is kept."""
 
-    temperature: NotRequired[NonNegative | None]
+    temperature: NotRequired[Annotated[float, Field(ge=0)] | None]
     topP: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
     maxTokens: NotRequired[Count | None]
     stopSequences: NotRequired[list[str] | None]
@@ -267,16 +297,16 @@ class Usage(TypedDict):
     totalTokens: NotRequired[Count | None]  # default promptTokens + completionTokens
     cachedTokens: NotRequired[Count | None]
     reasoningTokens: NotRequired[Count | None]
-    cost: NotRequired[NonNegative | None]  # default: priced by the server
-    costSaved: NotRequired[NonNegative | None]
+    cost: NotRequired[Measure | None]  # default: priced by the server
+    costSaved: NotRequired[Measure | None]
     currency: NotRequired[str | None]
 
 
 @with_config(_FORBID)
 class Performance(TypedDict):
-    latency: NotRequired[NonNegative]  # milliseconds, default 0
-    timeToFirstToken: NotRequired[NonNegative | None]  # milliseconds
-    tokensPerSecond: NotRequired[NonNegative | None]
+    latency: NotRequired[Measure]  # milliseconds, default 0
+    timeToFirstToken: NotRequired[Measure | None]  # milliseconds
+    tokensPerSecond: NotRequired[Measure | None]
 
 
 @with_config(_ALLOW)
@@ -303,7 +333,7 @@ class Error(Wire):
 class Feedback(Wire):
     """Feedback on one generation. At least one of its judgements must be given."""
 
-    generation_id: UUIDText | None = None
+    generation_id: GenerationId | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
     score: float | None = Field(default=None, ge=0, le=1)
     thumbs: Literal["up", "down"] | None = None
@@ -328,7 +358,7 @@ class Feedback(Wire):
 class Generation(Wire):
     """One model call, as DESIGN.md describes it."""
 
-    id: UUIDText = Field(default_factory=lambda: new_id()[0])
+    id: GenerationId = Field(default_factory=lambda: new_id()[0])
     timestamp: UTCDateTime = Field(default_factory=_now)
     model: ModelRef
     input: Input = Field(default_factory=lambda: Input())
@@ -400,6 +430,8 @@ IngestItem = Annotated[GenerationItem | RunItem | FeedbackItem, Field(discrimina
 
 
 class IngestBatch(Wire):
-    """The body of ``POST /api/ingest``: validated in one pass when every item is valid."""
+    """The body of ``POST /api/ingest``: validated in one pass when every item is valid.
 
-    batch: list[IngestItem] = Field(max_length=10_000)
+    How many items one request may hold is the server's setting ``max_ingest_items``."""
+
+    batch: list[IngestItem]

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .schema import MAX_METADATA_KEYS
+
 __all__ = ["SECRET_FILE", "Settings", "load_or_create_secret"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,14 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait on the upstream")
     cache_ttl: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds a cached response lives")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted")
+    max_ingest_items: int = Field(
+        default=10_000, gt=0, description="Most items one `/api/ingest` request may hold (413 beyond)"
+    )
+    max_metadata_keys: int = Field(
+        default=MAX_METADATA_KEYS,
+        gt=0,
+        description="Most metadata keys of one generation or run, each tag counting as one",
+    )
     writer: Literal["auto", "process", "thread"] = Field(
         default="auto",
         description="Where `serve` runs the database writer: a process of its own, a thread, or `auto`",

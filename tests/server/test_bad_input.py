@@ -41,7 +41,14 @@ async def test_malformed_bodies(api: Api, content: bytes, words: str) -> None:
         ({"model": {"id": "m"}, "usage": {"promptTokens": "many"}}, "usage.promptTokens"),
         ({"usage": {"promptTokens": -1}}, "usage.promptTokens"),
         ({"timestamp": "yesterday"}, "timestamp"),
-        ({"id": "not-a-uuid"}, "id"),
+        ({"id": ""}, "id"),
+        ({"id": "x" * 201}, "id"),
+        ({"id": "a\u0000b"}, "id: must not contain NUL"),
+        ({"id": 123}, "id"),
+        ({"output": {"type": "video"}}, "output.type"),
+        ({"performance": {"latency": 1e100}}, "performance.latency"),
+        ({"usage": {"cost": 1e300}}, "usage.cost"),
+        ({"metadata": {f"k{i}": "v" for i in range(101)}}, "metadata: at most 100 metadata keys"),
         ({"metadata": {"doc": {"type": "video", "value": "x"}}}, "'doc'"),
         ({"metadata": {"doc": {"type": "url", "url": "https://x"}}}, "'doc'"),
         ({"metadata": {"nested": {"a": {"b": 1}}}}, "'nested'"),
@@ -136,7 +143,15 @@ async def test_missing_and_revoked_keys_are_401(api: Api) -> None:
 
 
 async def test_bad_batches(api: Api) -> None:
-    for body, words in (({"batch": "x"}, "batch"), ({}, "batch"), ({"batch": [1]}, "batch[0]")):
+    for body, words in (
+        ({"batch": "x"}, "batch"),
+        ({}, "batch"),
+        ({"batch": [1]}, "batch[0]"),
+        ({"batch": [{"type": {}, "body": {}}]}, "batch[0].type"),
+        ({"batch": [{"type": [], "body": {}}]}, "batch[0].type"),
+        ({"batch": [{"type": "generation", "body": []}]}, "batch[0].body"),
+        ({"batch": [], "extra": 1}, "extra"),
+    ):
         r = await api.http.post("/api/ingest", json=body)
         if r.status_code == 200:
             assert words in r.json()["results"][0]["error"]["message"]
@@ -156,6 +171,8 @@ NASTY: list[Any] = [
     generation(usage={"promptTokens": 2**31 - 1, "completionTokens": 2**31 - 1}),
     generation(error={"type": "x", "message": "y", "statusCode": 10**12}, status="error"),
     generation(timestamp="9999-99-99T00:00:00Z"),
+    generation(performance={"latency": 1e100, "timeToFirstToken": 1e300}),
+    generation(usage={"cost": 1e100, "costSaved": 1e100}),
     generation(model={"id": "m" * 10_000}),
     generation(input={"type": "text", "content": {"deep": [[[[[[[[[[1]]]]]]]]]]}}),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
 from sightline.feedback_key import feedback_secret, hash_api_key, make_feedback_key, signing_key
@@ -105,3 +108,90 @@ async def test_feedback_before_its_generation_waits_for_it(api: Api) -> None:
     assert got["feedback"]["thumbs"] == "up"
     found = (await api.http.get("/api/generations", params={"feedback.thumbs": "up"})).json()["data"]
     assert [g["id"] for g in found] == [sent["id"]]
+
+
+async def test_the_feedback_received_last_wins_whatever_its_timestamp(api: Api) -> None:
+    sent = generation()
+    await api.http.post("/api/generations", json=sent)
+    url = f"/api/generations/{sent['id']}/feedback"
+    later, earlier = "2026-12-01T00:00:00Z", "2020-01-01T00:00:00Z"
+    await api.http.post(url, json={"thumbs": "up", "comment": "first", "timestamp": later})
+    await api.http.post(url, json={"thumbs": "down", "comment": "second", "timestamp": earlier})
+    got = (await api.http.get(f"/api/generations/{sent['id']}")).json()
+    assert got["feedback"]["comment"] == "second" and got["feedback"]["thumbs"] == "down"
+    found = (await api.http.get("/api/generations", params={"feedback.thumbs": "down"})).json()["data"]
+    assert [g["id"] for g in found] == [sent["id"]]
+    exported = await api.http.post(
+        "/api/generations/export", json={"format": "jsonl", "fields": ["id", "feedback"]}
+    )
+    assert orjson.loads(exported.content.splitlines()[0])["feedback"]["comment"] == "second"
+
+
+async def test_feedback_before_its_generation_keeps_the_order_it_came_in(api: Api) -> None:
+    sent = generation()
+    fk = signed(api, api.key, sent["id"])
+    for thumbs, stamp in (("up", "2026-12-01T00:00:00Z"), ("down", "2020-01-01T00:00:00Z")):
+        r = await api.http.post(
+            "/api/feedback",
+            json={"feedbackKey": fk, "thumbs": thumbs, "timestamp": stamp},
+            headers={"Authorization": ""},
+        )
+        assert r.status_code == 202
+    await api.http.post("/api/generations", json=sent)
+    got = (await api.http.get(f"/api/generations/{sent['id']}")).json()
+    assert got["feedback"]["thumbs"] == "down"
+    found = (await api.http.get("/api/generations", params={"feedback.thumbs": "down"})).json()["data"]
+    assert [g["id"] for g in found] == [sent["id"]]
+
+
+@pytest.mark.parametrize("wrap", [lambda fb: {"$set": {"feedback": fb}}, lambda fb: {"feedback": fb}])
+async def test_patch_sets_the_feedback_as_update_one_does(api: Api, wrap: Any) -> None:
+    sent = generation(id="generation-123")
+    await api.http.post("/api/generations", json=sent)
+    r = await api.http.patch(
+        "/api/generations/generation-123", json=wrap({"rating": 4, "comment": "good", "userId": "ann"})
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["generationId"] == "generation-123" and r.json()["feedback"]["rating"] == 4
+    got = (await api.http.get("/api/generations/generation-123")).json()
+    assert got["feedback"]["rating"] == 4 and got["feedback"]["comment"] == "good"
+    await api.http.patch("/api/generations/generation-123", json=wrap({"thumbs": "down"}))
+    got = (await api.http.get("/api/generations/generation-123")).json()
+    assert got["feedback"]["thumbs"] == "down" and "rating" not in got["feedback"]
+
+
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"$set": {"output": {"content": "changed"}}}, 400, "$set.output"),
+        ({"$inc": {"feedback.rating": 1}}, 400, "$inc"),
+        ({"$set": {"feedback": {"rating": 9}}}, 400, "rating"),
+        ({"$set": {"feedback": "great"}}, 400, "feedback"),
+        ({"$set": "x"}, 400, "$set"),
+        ({}, 400, "feedback"),
+        ({"feedback": {"rating": 3}, "output": {}}, 400, "output"),
+    ],
+)
+async def test_patch_refuses_anything_but_feedback(
+    api: Api, body: dict[str, Any], status: int, field: str
+) -> None:
+    sent = generation()
+    await api.http.post("/api/generations", json=sent)
+    r = await api.http.patch(f"/api/generations/{sent['id']}", json=body)
+    assert r.status_code == status, r.text
+    assert field in r.json()["error"]["message"]
+    got = (await api.http.get(f"/api/generations/{sent['id']}")).json()
+    assert "feedback" not in got and got["output"]["content"] == "⚽"
+
+
+async def test_patch_of_an_unknown_or_another_projects_generation_is_404(api: Api) -> None:
+    sent = generation()
+    await api.http.post("/api/generations", json=sent)
+    stranger = api.headers(api.new_key("elsewhere", "dev"))
+    r = await api.http.patch(
+        f"/api/generations/{sent['id']}", json={"$set": {"feedback": {"rating": 1}}}, headers=stranger
+    )
+    assert r.status_code == 404
+    r = await api.http.patch("/api/generations/nope", json={"$set": {"feedback": {"rating": 1}}})
+    assert r.status_code == 404
+    assert "feedback" not in (await api.http.get(f"/api/generations/{sent['id']}")).json()

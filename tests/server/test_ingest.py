@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import gzip
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import orjson
 import pytest
 
+from sightline.schema import MAX_MEASURE
+from sightline.settings import Settings
+from sightline.store.access.projects import create_key
 from tests.conftest import Api
 
 
@@ -311,3 +318,191 @@ async def test_another_projects_key_sees_nothing(api: Api) -> None:
     assert (await api.http.get("/api/generations", headers=stranger)).json()["data"] == []
     r = await api.http.post(f"/api/generations/{sent['id']}/feedback", json={"rating": 1}, headers=stranger)
     assert r.status_code == 404
+
+
+@asynccontextmanager
+async def app_with(database_url: str, **settings: Any) -> AsyncIterator[Api]:
+    """The app over HTTP as the ``api`` fixture makes it, with some settings of the test's own."""
+    from sightline.server.app import create_app
+
+    config = Settings(database_url=database_url, key_cache_seconds=0, **settings)
+    app = create_app(config)
+    db = app.state.db
+    async with app.router.lifespan_context(app):
+        with db.transaction() as conn:
+            secret, _ = create_key(conn, "demo", "dev")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://sightline.test",
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as http:
+            yield Api(http, db, secret, config)
+
+
+async def test_two_projects_may_hold_the_same_id(api: Api) -> None:
+    mine = generation(output={"type": "text", "content": "project A's answer"})
+    assert (await api.http.post("/api/generations", json=mine)).status_code == 201
+    other = api.headers(api.new_key("elsewhere", "dev"))
+    theirs = {**mine, "output": {"type": "text", "content": "project B's answer"}}
+    r = await api.http.post("/api/generations", json=theirs, headers=other)
+    assert r.status_code == 201 and r.json() == {"id": mine["id"], "created": True}
+    r = await api.http.post(
+        "/api/ingest", json={"batch": [{"type": "generation", "body": theirs}]}, headers=other
+    )
+    assert r.json()["results"][0]["status"] == 200  # B's own record, sent again: a no-op
+    await api.http.post(f"/api/generations/{mine['id']}/feedback", json={"rating": 1}, headers=other)
+
+    a = (await api.http.get(f"/api/generations/{mine['id']}")).json()
+    b = (await api.http.get(f"/api/generations/{mine['id']}", headers=other)).json()
+    assert a["output"]["content"] == "project A's answer" and "feedback" not in a
+    assert b["output"]["content"] == "project B's answer" and b["feedback"]["rating"] == 1
+    # each project's filters see only its own copy (metadata index, feedback columns)
+    by_meta = await api.http.get("/api/generations", params={"metadata.plan": "pro"}, headers=other)
+    assert [g["output"]["content"] for g in by_meta.json()["data"]] == ["project B's answer"]
+    assert (await api.http.get("/api/generations", params={"feedback.rating": "1"})).json()["data"] == []
+
+
+@pytest.mark.parametrize("gen_id", ["generation-123", "a", "x" * 200, "run 7 / step 2", "ümlaut-ぁ"])
+async def test_ids_are_any_text_of_up_to_200_characters(api: Api, gen_id: str) -> None:
+    sent = generation(id=gen_id)
+    r = await api.http.post("/api/ingest", json={"batch": [{"type": "generation", "body": sent}]})
+    assert r.json()["results"][0] == {"index": 0, "id": gen_id, "status": 201}
+    got = await api.http.get(f"/api/generations/{quote(gen_id, safe='')}")
+    assert got.status_code == 200 and got.json()["id"] == gen_id
+    r = await api.http.post(
+        "/api/ingest",
+        json={"batch": [{"type": "feedback", "body": {"generationId": gen_id, "thumbs": "up"}}]},
+    )
+    assert r.json()["results"][0]["status"] == 201
+    found = await api.http.post("/api/generations/query", json={"filter": {"feedback.thumbs": "up"}})
+    assert [g["id"] for g in found.json()["data"]] == [gen_id]
+
+
+async def test_uuid_ids_are_kept_in_lower_case(api: Api) -> None:
+    sent = generation(id="01A1FCB0-1B3B-7E51-BA51-58606C072D72")
+    r = await api.http.post("/api/generations", json=sent)
+    assert r.json() == {"id": "01a1fcb0-1b3b-7e51-ba51-58606c072d72", "created": True}
+    again = await api.http.post("/api/generations", json={**sent, "id": sent["id"].lower()})
+    assert again.json()["created"] is False
+
+
+async def test_audio_output_is_accepted(api: Api) -> None:
+    sent = generation(output={"type": "audio", "content": "https://cdn.example/a.mp3"})
+    assert (await api.http.post("/api/generations", json=sent)).status_code == 201
+    found = (await api.http.get("/api/generations", params={"output.type": "audio"})).json()["data"]
+    assert [g["id"] for g in found] == [sent["id"]]
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"performance": {"latency": 1e100}}, "performance.latency"),
+        ({"performance": {"latency": 1e308}}, "performance.latency"),
+        ({"performance": {"latency": 5, "timeToFirstToken": 1e100}}, "performance.timeToFirstToken"),
+        ({"performance": {"latency": 5, "tokensPerSecond": 1e300}}, "performance.tokensPerSecond"),
+        ({"usage": {"promptTokens": 1, "cost": 1e100}}, "usage.cost"),
+        ({"usage": {"promptTokens": 1, "costSaved": 1e200}}, "usage.costSaved"),
+        ({"usage": {"promptTokens": 1e100}}, "usage.promptTokens"),
+    ],
+)
+async def test_a_number_too_big_is_refused_alone_and_its_neighbours_are_stored(
+    api: Api, change: dict[str, Any], field: str
+) -> None:
+    before, bad, after = generation(), generation(**change), generation()
+    batch = [{"type": "generation", "body": b} for b in (before, bad, after)]
+    r = await api.http.post("/api/ingest", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [201, 400, 201]
+    assert results[1]["error"]["field"] == field and field in results[1]["error"]["message"]
+    listed = (await api.http.get("/api/generations")).json()["data"]
+    assert {g["id"] for g in listed} == {before["id"], after["id"]}
+    one = await api.http.post("/api/generations", json=bad)
+    assert one.status_code == 400 and field in one.json()["error"]["message"]
+
+
+async def test_the_largest_measures_are_stored_and_summed(api: Api) -> None:
+    sent = generation(
+        performance={"latency": MAX_MEASURE, "timeToFirstToken": MAX_MEASURE, "tokensPerSecond": MAX_MEASURE},
+        usage={"promptTokens": 1, "cost": MAX_MEASURE, "costSaved": MAX_MEASURE},
+    )
+    assert (await api.http.post("/api/generations", json=sent)).status_code == 201
+    got = (await api.http.get(f"/api/generations/{sent['id']}")).json()
+    assert got["performance"]["latency"] == MAX_MEASURE and got["usage"]["cost"] == MAX_MEASURE
+
+
+@pytest.mark.parametrize("kind", [{}, [], 7, None, "Generation"])
+async def test_an_item_of_no_known_type_is_refused_alone(api: Api, kind: Any) -> None:
+    good = generation()
+    batch = [{"type": kind, "body": {}}, {"type": "generation", "body": good}]
+    r = await api.http.post("/api/ingest", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["status"] == 400 and first["error"]["field"] == "batch[0].type"
+    assert second["status"] == 201
+
+
+async def test_a_request_over_the_item_limit_is_413_naming_it(database_url: str) -> None:
+    async with app_with(database_url, max_ingest_items=3) as api:
+        batch = [{"type": "generation", "body": generation()} for _ in range(4)]
+        r = await api.http.post("/api/ingest", json={"batch": batch})
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert error["field"] == "batch"
+        assert "at most 3 items" in error["message"] and "max_ingest_items" in error["message"]
+        assert (await api.http.get("/api/generations")).json()["data"] == []
+        r = await api.http.post("/api/ingest", json={"batch": batch[:3]})
+        assert [x["status"] for x in r.json()["results"]] == [201, 201, 201]
+
+
+async def test_an_item_over_the_metadata_key_limit_is_refused_alone(database_url: str) -> None:
+    async with app_with(database_url, max_metadata_keys=5) as api:
+        fits = generation(metadata={f"k{i}": "v" for i in range(5)})
+        too_many = generation(metadata={f"k{i}": "v" for i in range(6)})
+        tagged = generation(metadata={"k": "v", "tags": ["a", "b", "c", "d", "e"]})  # 6 with the tags
+        run = {"id": "r", "metadata": {f"k{i}": "v" for i in range(6)}}
+        batch = [
+            {"type": "generation", "body": fits},
+            {"type": "generation", "body": too_many},
+            {"type": "generation", "body": tagged},
+            {"type": "run", "body": run},
+        ]
+        r = await api.http.post("/api/ingest", json={"batch": batch})
+        results = r.json()["results"]
+        assert [x["status"] for x in results] == [201, 400, 400, 400]
+        for refused in results[1:]:
+            assert refused["error"]["field"] == "metadata" and "at most 5" in refused["error"]["message"]
+        one = await api.http.post("/api/generations", json=too_many)
+        assert one.status_code == 400 and "at most 5 metadata keys" in one.json()["error"]["message"]
+
+
+async def test_a_big_batch_is_answered_item_by_item_and_the_bad_ones_alone_are_refused(api: Api) -> None:
+    # Bigger than one chunk of validation: the answer still has every item, in order.
+    batch: list[dict[str, Any]] = [
+        {"type": "generation", "body": generation(metadata={f"key{k}": "x" * 20 for k in range(20)})}
+        for _ in range(1500)
+    ]
+    assert len(orjson.dumps({"batch": batch})) > 1_000_000
+    bad = {1, 700, 1499}
+    for i in bad:
+        batch[i]["body"]["performance"] = {"latency": -1}
+    run_id = "run-big"
+    batch[900]["body"]["runId"] = run_id
+    batch[900]["body"]["metadata"] = {"step": "one"}
+    batch.append({"type": "run", "body": {"id": run_id, "userId": "dora"}})
+    batch.append({"type": "feedback", "body": {"generationId": batch[0]["body"]["id"], "rating": 5}})
+    r = await api.http.post("/api/ingest", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == list(range(len(batch)))
+    assert [x["status"] for x in results[:1500]] == [400 if i in bad else 201 for i in range(1500)]
+    assert results[1500]["status"] in (200, 201) and results[1501]["status"] == 201
+    assert all(results[i]["error"]["field"] == "performance.latency" for i in bad)
+    got = (await api.http.get(f"/api/generations/{batch[0]['body']['id']}")).json()
+    assert got["feedback"]["rating"] == 5
+    step = (await api.http.get(f"/api/generations/{batch[900]['body']['id']}")).json()
+    assert step["metadata"]["userId"] == "dora"
+    stored = await api.http.post(
+        "/api/generations/aggregate", json={"pipeline": [{"$group": {"_id": None, "n": {"$sum": 1}}}]}
+    )
+    assert stored.json()["data"][0]["n"] == 1500 - len(bad)

@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import create_engine
 
-from sightline.schema import Generation, Run
+from sightline.schema import MAX_MEASURE, Generation, Run
 from sightline.store import Scope
 from sightline.store.generations import analytics as a
 from sightline.store.generations.ingest import InsertGenerations, UpsertRun, prepare_generation
 from sightline.store.generations.records import to_us
+from sightline.store.generations.rollups import latency_bin
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SCOPE = Scope(1, "dev")
@@ -126,3 +128,10 @@ def test_a_runs_user_arriving_later_moves_its_totals(database_url: str) -> None:
     with engine.connect() as conn:
         assert [(r.key, pytest.approx(r.cost)) for r in a.top_by_cost(conn, 1, w)] == [("yan", total)]
     engine.dispose()
+
+
+def test_the_largest_latency_accepted_has_a_bin_of_a_32_bit_column() -> None:
+    # schema.MAX_MEASURE bounds what reaches the rollups (1e100 overflowed them, failing whole batches)
+    assert latency_bin(MAX_MEASURE) < 2**31 - 1
+    with pytest.raises(ValidationError, match="performance.latency"):
+        Generation.model_validate({"model": {"id": "m"}, "performance": {"latency": MAX_MEASURE * 10}})

@@ -30,7 +30,8 @@ def list_(request: Request, key: ApiKeyDep) -> JSON:
     return JSON({"data": page.data, "nextCursor": page.next_cursor})
 
 
-@router.get("/api/generations/{generation_id}", summary="One generation")
+# ``:path``: a generation's id is the client's text, and may hold a "/" (sent as %2F).
+@router.get("/api/generations/{generation_id:path}", summary="One generation")
 def get(generation_id: str, request: Request, key: ApiKeyDep) -> JSON:
     with request.app.state.db.read() as conn:
         return JSON(get_generation(conn, key.project_id, generation_id))

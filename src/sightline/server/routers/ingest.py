@@ -6,29 +6,46 @@ the writer has committed it (together with whatever other requests were waiting:
 These are the busiest endpoints, so they are plain Starlette routes: FastAPI's per-request
 dependency solving cost more than validating a generation. Their OpenAPI description, with the
 request bodies' JSON schemas, is added by :func:`openapi_paths`.
+
+**Memory per request is bounded by its body, not by what the body unfolds into.** A generation's
+Python form (its model, typed metadata, rows, metadata rows) is tens of times the size of its JSON:
+one valid 11.5 MB batch of 10,000 generations x 100 metadata keys, unfolded whole, took server and
+writer from 130 MiB to 1.2 GiB (``bench/bench_ingest_memory.py``). So a batch is cut into chunks of
+about :data:`_CHUNK_BYTES` of JSON (``msgspec`` finds where each item's text starts and ends without
+building it), and each chunk is validated, flattened and sent to the writer while the chunk before
+it is being written: at most two chunks are unfolded at any moment, whatever the batch's size. A
+batch of one chunk (what the SDK sends) goes as before, in one validation pass and one operation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ...errors import InvalidInput, SightlineError
+from ...errors import InvalidInput, PayloadTooLarge, SightlineError
 from ...schema import Feedback, Generation, IngestBatch, Run
 from ...store.engine.writer import WriteOp
 from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
+from ...store.generations.records import Scope
 from ..auth import require_key
 from ..body import read_raw
 from ..errors import validation_message
 from ..responses import JSON
 
-_MAX_BATCH = 10_000
+# JSON text per chunk of a batch (see the module's text): a batch of 100 generations from the SDK
+# (~150 KB) is one chunk; a chunk unfolds into ~10-20 MB at the most (100 metadata keys a generation).
+_CHUNK_BYTES = 256 * 1024
+
+Item = tuple[int, str, Any]  # (index in the batch, its type, the validated model or the error)
 
 
 def _error(exc: SightlineError) -> dict[str, Any]:
@@ -51,8 +68,54 @@ def _parse_error(exc: ValidationError) -> InvalidInput | None:
     return None
 
 
-def _items(raw: bytes) -> list[tuple[int, str, Any]]:
-    """Each item of a batch validated: the model, or the error that names what is wrong.
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    """An ingest body with each item left as its JSON text (``Raw``: a slice of the body, not a copy)."""
+
+    batch: list[msgspec.Raw]
+
+
+_UNKNOWN = re.compile(r"unknown field `(.*)`")
+
+
+def _split(raw: bytes, limit: int) -> list[msgspec.Raw]:
+    """The items of a batch, each as its JSON text; 413 over ``limit`` items, 400 for a wrong envelope."""
+    try:
+        items = msgspec.json.decode(raw, type=_Envelope).batch
+    except msgspec.ValidationError as exc:  # valid JSON of another shape
+        unknown = _UNKNOWN.search(str(exc))
+        if unknown:
+            name = unknown.group(1)
+            raise InvalidInput(
+                f'{name}: unknown field (the body is {{"batch": [...]}})', field=name
+            ) from None
+        raise InvalidInput(
+            'batch: expected a list of {type, body} items, as {"batch": [...]}', field="batch"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
+    if len(items) > limit:
+        raise PayloadTooLarge(
+            f"batch: at most {limit} items per request (setting max_ingest_items), got {len(items)}",
+            field="batch",
+        )
+    return items
+
+
+def _chunks(items: list[msgspec.Raw]) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+    """``(index of the first, items)`` of consecutive items of about ``_CHUNK_BYTES`` of JSON each."""
+    start, size = 0, 0
+    for i, item in enumerate(items):
+        size += len(item)
+        if size >= _CHUNK_BYTES:
+            yield start, items[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(items):
+        yield start, items[start:]
+
+
+def _validate(raw: bytes, start: int, context: dict[str, Any]) -> list[Item]:
+    """Each item of a batch (``raw``, its items numbered from ``start``) validated: the model, or the
+    error that names what is wrong.
 
     A batch whose every item is valid (nearly all of them) is validated in one pass, by pydantic
     straight from the JSON text: no Python objects are made for the text itself. Any other is
@@ -61,41 +124,34 @@ def _items(raw: bytes) -> list[tuple[int, str, Any]]:
     items: ``sightline serve`` runs its writer in a process of its own wherever it has two cores.)
     """
     try:
-        batch = IngestBatch.model_validate_json(raw).batch
+        batch = IngestBatch.model_validate_json(raw, context=context).batch
     except ValidationError:
-        return _each_item(raw)
-    return [(i, item.type, item.body) for i, item in enumerate(batch)]
+        return _each_item(raw, start, context)
+    return [(start + i, item.type, item.body) for i, item in enumerate(batch)]
 
 
-def _each_item(raw: bytes) -> list[tuple[int, str, Any]]:
+def _each_item(raw: bytes, start: int, context: dict[str, Any]) -> list[Item]:
     """Each item of a batch validated on its own: the model, or the error that names what is wrong."""
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"body is not valid JSON: {exc}") from None
-    batch = payload.get("batch") if isinstance(payload, dict) else None
-    if not isinstance(batch, list):
-        raise InvalidInput("batch: expected a list of {type, body} items", field="batch")
-    if len(batch) > _MAX_BATCH:
-        raise InvalidInput(f"batch: at most {_MAX_BATCH} items per request, got {len(batch)}", field="batch")
-    items: list[tuple[int, str, Any]] = []
-    for i, item in enumerate(batch):
+    batch = orjson.loads(raw)["batch"]  # the envelope was checked by _split
+    items: list[Item] = []
+    for i, item in enumerate(batch, start):
         kind = item.get("type") if isinstance(item, dict) else None
         body = item.get("body") if isinstance(item, dict) else None
-        try:
-            if kind not in _MODELS:
-                raise InvalidInput(
-                    f"batch[{i}].type: expected generation, run or feedback, got {kind!r}",
-                    field=f"batch[{i}].type",
-                )
-            if not isinstance(body, dict):
-                raise InvalidInput(f"batch[{i}].body: expected an object", field=f"batch[{i}].body")
+        if not isinstance(kind, str) or kind not in _MODELS:
+            error = InvalidInput(
+                f"batch[{i}].type: expected generation, run or feedback, got {kind!r}",
+                field=f"batch[{i}].type",
+            )
+            items.append((i, "unknown", error))
+        elif not isinstance(body, dict):
+            items.append(
+                (i, kind, InvalidInput(f"batch[{i}].body: expected an object", field=f"batch[{i}].body"))
+            )
+        else:
             try:
-                items.append((i, kind, _MODELS[kind].model_validate(body)))
+                items.append((i, kind, _MODELS[kind].model_validate(body, context=context)))
             except ValidationError as exc:
-                raise _invalid(exc) from None
-        except SightlineError as exc:
-            items.append((i, str(kind), exc))
+                items.append((i, kind, _invalid(exc)))
     return items
 
 
@@ -106,23 +162,12 @@ _MODELS: dict[str, type[Generation] | type[Run] | type[Feedback]] = {
 }
 
 
-async def ingest(request: Request) -> JSON:
-    """Body: ``{"batch": [{"type": "generation"|"run"|"feedback", "body": {...}}]}``.
-
-    Answers 200 with one result per item (``status`` 201 new, 200 already there, 202 feedback
-    waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
-    """
-    started = time.perf_counter()
-    key = await require_key(request)
-    raw = await read_raw(request)
-    if not raw.strip():
-        raise InvalidInput("request body is empty; expected JSON")
-    items = _items(raw)
-    results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
-    scope = key.scope
+def _operations(
+    items: list[Item], scope: Scope, results: list[dict[str, Any]], metrics: Any
+) -> list[tuple[list[int], WriteOp]]:
+    """The write operations of validated items (their generations in one); refusals go in ``results``."""
     gens, gen_indexes = [], []
     ops: list[tuple[list[int], WriteOp]] = []
-    metrics = request.app.state.metrics
     for i, kind, value in items:
         try:
             if isinstance(value, SightlineError):
@@ -141,12 +186,19 @@ async def ingest(request: Request) -> JSON:
                 results[i]["id"] = value.generation_id
         except SightlineError as exc:
             results[i].update(status=exc.status_code, error=_error(exc))
-            metrics.ingest_items.labels(kind if kind in _MODELS else "unknown", "refused").inc()
+            metrics.ingest_items.labels(kind, "refused").inc()
     if gens:
         ops.insert(0, (gen_indexes, InsertGenerations(scope, gens)))
-    writer = request.app.state.db.writer
-    outcomes = await asyncio.gather(*[writer.write(op) for _, op in ops])
-    for (indexes, op), outcome in zip(ops, outcomes, strict=True):
+    return ops
+
+
+Sent = list[tuple[list[int], WriteOp, "asyncio.Future[Any]"]]
+
+
+async def _answers(sent: Sent, results: list[dict[str, Any]], metrics: Any) -> None:
+    """Wait for the operations ``sent`` to the writer to commit, and put their outcomes in ``results``."""
+    outcomes = await asyncio.gather(*[future for _, _, future in sent])
+    for (indexes, op, _), outcome in zip(sent, outcomes, strict=True):
         if isinstance(op, InsertGenerations):
             for i, created in zip(indexes, outcome, strict=True):
                 results[i]["status"] = 201 if created else 200
@@ -158,6 +210,38 @@ async def ingest(request: Request) -> JSON:
         else:
             results[indexes[0]]["status"] = 201 if outcome else 202
             metrics.ingest_items.labels("feedback", "accepted").inc()
+
+
+async def ingest(request: Request) -> JSON:
+    """Body: ``{"batch": [{"type": "generation"|"run"|"feedback", "body": {...}}]}``.
+
+    Answers 200 with one result per item (``status`` 201 new, 200 already there, 202 feedback
+    waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
+    More items than the setting ``max_ingest_items`` is refused whole (413).
+    """
+    started = time.perf_counter()
+    key = await require_key(request)
+    raw = await read_raw(request)
+    if not raw.strip():
+        raise InvalidInput("request body is empty; expected JSON")
+    settings = request.app.state.settings
+    items = _split(raw, settings.max_ingest_items)
+    context = {"max_metadata_keys": settings.max_metadata_keys}
+    results: list[dict[str, Any]] = [{"index": i} for i in range(len(items))]
+    writer = request.app.state.db.writer
+    metrics = request.app.state.metrics
+    sent: Sent = []
+    for start, chunk in _chunks(items):
+        # One chunk is the whole batch (the usual case): validated from the body as it came.
+        text = raw if len(chunk) == len(items) else b'{"batch":[' + b",".join(chunk) + b"]}"
+        ops = _operations(_validate(text, start, context), key.scope, results, metrics)
+        del text
+        # The writer takes this chunk while the one before it is awaited (see the module's text).
+        sending: Sent = [(indexes, op, writer.write(op)) for indexes, op in ops]
+        del ops
+        await _answers(sent, results, metrics)
+        sent = sending
+    await _answers(sent, results, metrics)
     metrics.ingest_latency.observe(time.perf_counter() - started)
     return JSON({"results": results})
 
@@ -169,8 +253,9 @@ async def create_generation(request: Request) -> JSON:
     raw = await read_raw(request)
     if not raw.strip():
         raise InvalidInput("request body is empty; expected JSON")
+    context = {"max_metadata_keys": request.app.state.settings.max_metadata_keys}
     try:
-        gen = Generation.model_validate_json(raw)
+        gen = Generation.model_validate_json(raw, context=context)
     except ValidationError as exc:
         raise _parse_error(exc) or _invalid(exc) from None
     op = InsertGenerations(key.scope, [prepare_generation(gen, key.scope)])
