@@ -184,3 +184,18 @@ async def test_numbers_past_64_bits_are_a_400_naming_them(
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["type"] == "invalid_request" and error.get("field") == field, error
+
+
+async def test_text_with_a_nul_character_is_a_400(api: Api) -> None:
+    """PostgreSQL's driver refuses to send text holding NUL: a filter with one is the caller's mistake."""
+    await _ingest(api.http, [_gen()])
+    for method, path, body in (
+        ("POST", "/api/generations/query", {"filter": {"model.id": "gpt\x00"}}),
+        ("POST", "/api/generations/query", {"filter": {"metadata.s": {"$regex": "a\x00"}}}),
+        ("POST", "/api/generations/query", {"filter": {"$or": [{"input.content": {"$in": ["\x00"]}}]}}),
+        ("POST", "/api/generations/aggregate", {"pipeline": [{"$group": {"_id": "\x00"}}]}),
+        ("POST", "/api/generations/export", {"filters": {"metadata.tags": "\x00"}}),
+        ("GET", "/api/generations?model.id=gpt%00", None),
+    ):
+        r = await api.http.request(method, path, json=body)
+        assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], (path, body, r.text)

@@ -36,7 +36,13 @@ def create(url: str) -> Engine:
     """The engine for ``url``, with Sightline's connection settings for its dialect."""
     parsed = make_url(url)
     dialect = parsed.get_backend_name()
-    kwargs: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+    # hide_parameters: SQLAlchemy's errors and logs would quote a statement's parameters (prompts,
+    # bodies); no log may hold them.
+    kwargs: dict[str, Any] = {
+        "json_serializer": json_text,
+        "json_deserializer": orjson.loads,
+        "hide_parameters": True,
+    }
     if dialect == "sqlite":
         if not is_in_memory(url):
             Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
@@ -121,10 +127,11 @@ class Budget:
         return time.monotonic() > self.deadline
 
 
-# SQLite calls the progress handler every this many virtual-machine instructions (a few thousand
-# times a second at most): often enough to stop within a few milliseconds of the deadline, rarely
-# enough to cost nothing measurable.
-_PROGRESS_STEPS = 10_000
+# SQLite calls the progress handler every this many virtual-machine instructions. One instruction
+# may be a function over a whole record (json_extract of a 1 MB body takes about a millisecond),
+# so the count is kept small: a scan of 100,000 records (about 10 million instructions) calls the
+# handler some 10,000 times, a few milliseconds in all, lost in the noise of a scan of seconds.
+_PROGRESS_STEPS = 1_000
 _QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout cancels a statement
 _INVALID_REGEX = "2201B"
 

@@ -41,6 +41,7 @@ from .filter import (
     Field,
     JsonField,
     Kind,
+    check_no_nul,
     check_path,
     compile_where,
     doc_field,
@@ -416,6 +417,7 @@ def compile_aggregate(
         raise InvalidInput("a pipeline must be a list of stages")
     if len(pipeline) > _MAX_STAGES:
         raise InvalidInput(f"a pipeline has at most {_MAX_STAGES} stages")
+    check_no_nul(pipeline, "pipeline")
     gens = t.generations
     scope = [gens.c.project_id == project_id]
     if environment is not None:

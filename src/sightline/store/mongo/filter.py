@@ -57,6 +57,7 @@ __all__ = [
     "Kind",
     "Resolver",
     "check_known",
+    "check_no_nul",
     "check_path",
     "compile_filter",
     "compile_where",
@@ -653,10 +654,29 @@ def _is_date(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {"$date"}
 
 
+def check_no_nul(value: Any, where: str = "filter", depth: int = 0) -> None:
+    """InvalidInput if any text in ``value`` holds a NUL character: no stored text can (PostgreSQL's
+    text cannot hold one, and the driver refuses to send it)."""
+    if depth > _MAX_DEPTH * 2:
+        raise InvalidInput(f"the {where} is nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"'{where}' holds a NUL character, which no stored text can", field=where)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_no_nul(key, where, depth + 1)
+            check_no_nul(item, where if depth else str(key), depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_no_nul(item, where, depth + 1)
+
+
 def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnElement[bool]:
     """The condition of a MongoDB-style ``filter`` whose field paths ``resolve`` looks up."""
     if not isinstance(filter, Mapping):
         raise InvalidInput(f"a filter must be an object, not {_describe(filter)}")
+    if depth == 0:
+        check_no_nul(filter)
     if depth > _MAX_DEPTH:
         raise InvalidInput("the filter is nested too deeply")
     conds: list[ColumnElement[bool]] = []
