@@ -19,6 +19,8 @@ an exit code and a one-line message.
 
 from __future__ import annotations
 
+import traceback
+
 __all__ = [
     "AuthenticationError",
     "Conflict",
@@ -31,6 +33,7 @@ __all__ = [
     "Unavailable",
     "UpstreamError",
     "UpstreamTimeout",
+    "redacted_traceback",
 ]
 
 
@@ -97,3 +100,29 @@ class QueryTimeout(Unavailable):
     """A read query ran past its time budget (``query_timeout``) and the database cancelled it."""
 
     error_type = "query_timeout"
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback (and its causes') with every exception message left out.
+
+    For logs: a message can carry what a caller sent (pydantic's ``input_value=``, the value in a
+    ``KeyError``, a database's quote of the row it refused), and no prompt or body may reach a log.
+    The exception types and where they were raised are what finding the bug needs.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        exc_type = current.exc_type
+        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "exception"
+        parts.append(
+            "".join(current.stack.format()) + f"{name} (message withheld: it may hold request data)\n"
+        )
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return "\nraised while handling:\n".join(reversed(parts))

@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 from fastapi import Request
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 import sightline
 from sightline.feedback_key import hash_api_key, make_feedback_key
@@ -314,3 +314,36 @@ def test_sdk_and_gateway_feedback_keys_verify_on_a_real_server(tmp_path: Path) -
         _signing.reset()
         stop_server(process)
         upstream.close()
+
+
+class _DuplicateProject:
+    """A write the database refuses, quoting the row (PostgreSQL: "Failing row contains ...")."""
+
+    size = 1
+
+    def apply(self, conn: Connection) -> None:
+        conn.execute(t.projects.insert().values(id=1, name=SECRET_BODY, created_us=1))
+
+
+def test_a_refused_write_is_logged_without_the_values(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sightline.store import Database
+
+    caplog.set_level(logging.DEBUG)
+    db = Database(database_url)
+    db.start()
+    try:
+        db.writer.write_sync(_DuplicateProject(), timeout=30)
+        with pytest.raises(Exception) as refused:
+            db.writer.write_sync(_DuplicateProject(), timeout=30)
+    finally:
+        db.close()
+    assert SECRET_BODY in str(refused.value) or "hidden" in str(refused.value)  # the driver quoted it
+    logged = "\n".join(
+        record.getMessage()
+        + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert "write failed" in logged and "IntegrityError" in logged
+    assert SECRET_BODY not in logged

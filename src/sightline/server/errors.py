@@ -11,7 +11,6 @@ traceback with its messages (Starlette re-raises after answering so that uvicorn
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidInput, SightlineError
+from ..errors import InvalidInput, SightlineError, redacted_traceback
 from .responses import JSON
 
 __all__ = [
@@ -64,27 +63,6 @@ def error_response(status: int, error_type: str, message: str, field: str | None
     if field:
         error["field"] = field
     return JSON({"error": error}, status_code=status)
-
-
-def redacted_traceback(exc: BaseException) -> str:
-    """``exc``'s traceback (and its causes') with every exception message left out."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        exc_type = current.exc_type
-        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "exception"
-        parts.append(
-            "".join(current.stack.format()) + f"{name} (message withheld: it may hold request data)\n"
-        )
-        if current.__cause__ is not None:
-            current = current.__cause__
-        elif current.__context__ is not None and not current.__suppress_context__:
-            current = current.__context__
-        else:
-            current = None
-    return "\nraised while handling:\n".join(reversed(parts))
 
 
 def _log_unexpected(method: str, path: str, exc: BaseException) -> None:

@@ -18,7 +18,7 @@ import time
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ...errors import SightlineError
+from ...errors import SightlineError, redacted_traceback
 from ...gateway import Answer, Gateway, openai_error, split_headers
 from ..body import ClientGone, read_body
 
@@ -75,8 +75,8 @@ class ProxyApp:
         except SightlineError as exc:
             # Raised only before an answer starts: once it has, failures are recorded on the call.
             await _respond(send, exc.status_code, list(_JSON), openai_error(exc))
-        except Exception:
-            log.exception("gateway error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            log.error("gateway error on %s %s\n%s", scope["method"], scope["path"], redacted_traceback(exc))
             error = SightlineError("Sightline hit an internal error; it has been logged")
             with contextlib.suppress(RuntimeError):  # the answer had already started
                 await _respond(send, 500, list(_JSON), openai_error(error))

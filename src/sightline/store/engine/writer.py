@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
-from ...errors import SightlineError, Unavailable
+from ...errors import SightlineError, Unavailable, redacted_traceback
 
 __all__ = ["MergeableOp", "QueuedWriter", "WriteOp", "Writer"]
 
@@ -223,7 +223,8 @@ class Writer(QueuedWriter):
         except Exception as error:
             if len(batch) == 1:
                 if not isinstance(error, SightlineError):
-                    log.exception("write failed")
+                    # Not log.exception: a database quotes the values it refused (a prompt, a body).
+                    log.error("write failed\n%s", redacted_traceback(error))
                 batch[0][1](None, error)
                 return
             # One operation broke the shared transaction: apply each on its own, so the others
