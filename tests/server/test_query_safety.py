@@ -199,3 +199,12 @@ async def test_text_with_a_nul_character_is_a_400(api: Api) -> None:
     ):
         r = await api.http.request(method, path, json=body)
         assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], (path, body, r.text)
+
+
+async def test_a_nul_character_anywhere_in_a_read_is_never_a_5xx(api: Api) -> None:
+    """Nothing stored holds NUL: SQLite finds nothing, PostgreSQL's driver refuses the value (a 400)."""
+    for path in ("/api/runs?userId=a%00", "/api/runs/a%00", "/api/generations/a%00", "/api/runs?cursor=a%00"):
+        r = await api.http.get(path)
+        assert r.status_code < 500, (path, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()) == {"error"} and set(r.json()["error"]) >= {"type", "message"}, r.text

@@ -158,6 +158,8 @@ def budget(conn: Connection, seconds: float) -> Iterator[Budget]:
         if sqlite and isinstance(orig, sqlite3.OperationalError) and str(orig) == "interrupted":
             raise _timeout(seconds) from None
         code = getattr(orig, "sqlstate", None)
+        if code is None and "cannot contain NUL" in str(orig):  # psycopg refuses before sending
+            raise InvalidInput("a value holds a NUL character, which no stored text can") from None
         if code == _QUERY_CANCELED:
             raise _timeout(seconds) from None
         if code == _INVALID_REGEX:
