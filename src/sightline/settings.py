@@ -159,7 +159,14 @@ class Settings(BaseSettings):
                     f"(it has {len(self.secret_key)}); {how}"
                 )
         if not self.secret_key:
-            self.secret_key = load_or_create_secret(self.home / SECRET_FILE)
+            path = self.home / SECRET_FILE
+            try:
+                self.secret_key = load_or_create_secret(path)
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot keep a generated secret key in {path} ({exc.strerror}): set "
+                    "SIGHTLINE_HOME to a folder Sightline may write, or SIGHTLINE_SECRET_KEY"
+                ) from None
             self._secret_generated = True
         return self
 

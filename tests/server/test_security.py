@@ -347,3 +347,17 @@ def test_a_refused_write_is_logged_without_the_values(
     )
     assert "write failed" in logged and "IntegrityError" in logged
     assert SECRET_BODY not in logged
+
+
+def test_a_home_sightline_cannot_write_is_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "not-a-folder"
+    home.write_text("a file where the home folder should be")  # unwritable even for root
+    done = subprocess.run(
+        [*sightline_command(), "migrate", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={**os.environ, **_home_env(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot keep a generated secret key" in done.stderr and "Traceback" not in done.stderr
