@@ -139,6 +139,19 @@ async def test_a_version_sent_by_a_client_is_replaced_by_the_contents(api: Api) 
     assert [g["id"] for g in r.json()["data"]] == [body["id"]]
 
 
+def test_the_stores_cache_of_versions_keeps_no_big_template() -> None:
+    from sightline.store.generations import records
+
+    big = orjson.dumps({"text": "x" * 100_000}).decode()
+    small = orjson.dumps({"chat": EMOJI}).decode()
+    records._cached_version_of.cache_clear()
+    for i in range(50):  # many big templates, each new: none is kept
+        assert records.template_version(big + " " * i) == template_version(None, "x" * 100_000)
+    assert records._cached_version_of.cache_info().currsize == 0
+    assert records.template_version(small) == template_version(EMOJI, None)
+    assert records._cached_version_of.cache_info().currsize == 1
+
+
 # -- SDK and gateway: one template, one version -----------------------------------------------------
 
 

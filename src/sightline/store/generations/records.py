@@ -57,14 +57,26 @@ def iso(value: int) -> str:
     return from_us(value).isoformat().replace("+00:00", "Z")
 
 
-@functools.lru_cache(maxsize=4096)
+_CACHED_TEMPLATE_CHARS = 16_384  # longer templates are hashed each time: the cache's memory stays bounded
+
+
 def template_version(content_json: str) -> str:
     """The version of a template (:func:`sightline.templating.template_version`) from its content as
     JSON text (``{"chat": [...]}`` and/or ``{"text": "..."}``, not its parameters).
 
-    Cached on that text: an application sends the same few templates over and over."""
+    Cached on that text: an application sends the same few templates over and over. Only templates
+    of up to ``_CACHED_TEMPLATE_CHARS`` are kept, so clients sending many big ones cannot fill memory."""
+    if len(content_json) > _CACHED_TEMPLATE_CHARS:
+        return _version_of(content_json)
+    return _cached_version_of(content_json)
+
+
+def _version_of(content_json: str) -> str:
     content = orjson.loads(content_json)
     return templating.template_version(content.get("chat"), content.get("text"))
+
+
+_cached_version_of = functools.lru_cache(maxsize=4096)(_version_of)
 
 
 def metadata_rows(
