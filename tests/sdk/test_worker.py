@@ -3,7 +3,9 @@ retries, flush deadlines, fork."""
 
 from __future__ import annotations
 
+import datetime
 import gzip
+import http.server
 import json
 import logging
 import os
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -424,3 +427,96 @@ def test_a_forked_child_has_its_own_exporter() -> None:
         "child": 0,
         "parent": ["parent-before-fork", "parent-queued-at-fork", "parent-after-fork"],
     }
+
+
+class _Recorded(http.server.BaseHTTPRequestHandler):
+    """A real HTTP server's view of each request: what an ingest endpoint (or a proxy) receives."""
+
+    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        answer = json.dumps({"results": [{"index": 0, "status": 201}]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    _Recorded.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _library_post(url: str, body: bytes, gzipped: bool, **client: Any) -> None:
+    """What httpx.Client would send: the path the sender steps under."""
+    headers = {"Authorization": "Bearer sl_k", "Content-Type": "application/json"}
+    headers["User-Agent"] = f"sightline-python/{sightline.__version__}"
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+        body = gzip.compress(body)
+    with httpx.Client(**client) as http:
+        http.post(url + "/api/ingest", content=body, headers=headers)
+
+
+_SAME = ("authorization", "content-type", "content-encoding", "user-agent", "host")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_sender_posts_what_httpx_client_would(http_server: str, compress: bool) -> None:
+    sender = _sender.Sender(_sender.Counters(), lambda seconds: True)
+    dest = Destination(server_url=http_server, api_key="sl_k", compress=compress)
+    items = [{"type": "run", "body": {"id": "run-1", "status": "ok", "metadata": {"pad": "é" * 2_000}}}]
+    sender.ingest(dest, items)
+    sender.close()
+    _library_post(http_server, _sender.stdlib_dumps({"batch": items}), compress)
+    (ours, theirs) = _Recorded.seen
+    assert ours[:2] == theirs[:2] == ("POST", "/api/ingest")
+    assert {k: ours[2].get(k) for k in _SAME} == {k: theirs[2].get(k) for k in _SAME}
+    decode = gzip.decompress if compress else bytes
+    assert json.loads(decode(ours[3])) == json.loads(decode(theirs[3])) == {"batch": items}
+
+
+def test_the_sender_goes_through_the_proxy_the_environment_names(
+    http_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", http_server)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sender = _sender.Sender(_sender.Counters(), lambda seconds: True)
+    sender.ingest(
+        Destination(server_url="http://sightline.test", api_key="sl_k"), [{"type": "run", "body": {}}]
+    )
+    sender.close()
+    _library_post("http://sightline.test", b'{"batch":[{"type":"run","body":{}}]}', True)
+    (ours, theirs) = _Recorded.seen
+    assert ours[1] == theirs[1] == "http://sightline.test/api/ingest"  # a proxy gets the absolute URL
+    assert ours[2]["host"] == theirs[2]["host"] == "sightline.test"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "plain ascii", "n": 1, "x": 1.5, "ok": True, "none": None, "list": [1, "two", [3.0]]},
+        {"unicode": "日本語 ⚽ é", "emoji": "🙂", "escapes": 'quote " backslash \\ newline \n tab \t \x00'},
+        {"big": 2**70, "negative": -(2**65)},  # past 64 bits: orjson refuses, the standard library writes
+        {"broken": "half \ud800 a character"},  # a lone surrogate: ? in both
+        {1: "int key", False: "bool key", None: "none key", 2.5: "float key"},
+        {"when": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC), "id": uuid.UUID(int=7)},
+        {"tuple": (1, 2), "nested": {"a": {"b": {"c": [{}]}}}, "small": 1e-7, "large": 1e300},
+    ],
+)
+def test_json_is_what_the_standard_library_writes(value: dict[Any, Any]) -> None:
+    assert json.loads(_sender.dumps(value)) == json.loads(_sender.stdlib_dumps(value))
+    assert json.loads(_sender.dumps_batch([value])) == {"batch": [json.loads(_sender.stdlib_dumps(value))]}

@@ -18,7 +18,7 @@ one exporter; clients with different settings each get their own, so no setting 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 __all__ = ["DEFAULT_SERVER_URL", "Destination", "SightlineConfig"]
 
@@ -57,6 +57,15 @@ class Destination:
     exit_timeout: float = 5.0
     compress: bool | None = None
     """gzip request bodies: None decides by the server's address (not when it is on this machine)."""
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every record looks its exporter up by destination: hash the twelve fields once, not each time.
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        object.__setattr__(self, "_hash", hash(values))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
