@@ -361,3 +361,47 @@ def test_a_home_sightline_cannot_write_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "cannot keep a generated secret key" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_sdk_records_while_its_server_is_down_and_signs_once_it_is_up(tmp_path: Path) -> None:
+    """The signing key is fetched in the background: a server that is down costs the caller no
+    error, and the key comes by itself when the server does."""
+    upstream = FakeOpenAI()
+    env = {**_home_env(tmp_path), "SIGHTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'sightline.db'}"}
+    key = _cli(env, "token", "create", "--project", "demo").splitlines()[-1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        _worker.reset()
+        _signing.reset()
+        config = sightline.SightlineConfig(api_key=key, server_url=url, max_retry_seconds=60)
+        client = sightline.Client(api_key="sk-upstream", base_url=upstream.base_url, sightline=config)
+        ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        early = client.chat.completions.create(**ask)  # type: ignore[call-overload]
+        assert early.choices[0].message.content
+        assert early.model_extra["sightline_feedback_key"] == ""
+
+        log = (tmp_path / "serve.log").open("wb")
+        process = subprocess.Popen(
+            [*sightline_command(), "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        feedback_key = ""
+        for _ in range(1200):  # the fetch retries with growing pauses, at most 10 s apart
+            feedback_key = str(client.chat.completions.create(**ask).model_extra["sightline_feedback_key"])  # type: ignore[call-overload]
+            if feedback_key:
+                break
+            threading.Event().wait(0.1)
+        assert feedback_key
+        assert sightline.flush(30)
+        r = httpx.post(f"{url}/api/feedback", json={"feedbackKey": feedback_key, "thumbs": "up"})
+        assert r.status_code in (201, 202), r.text
+    finally:
+        _worker.reset(timeout=5)
+        _signing.reset()
+        if process is not None:
+            stop_server(process)
+        upstream.close()

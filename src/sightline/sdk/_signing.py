@@ -29,7 +29,7 @@ __all__ = ["FIRST_WAIT", "RemoteSigner", "reset", "signer_for"]
 logger = logging.getLogger("sightline.sdk")
 
 FIRST_WAIT = 1.0  # seconds
-_RETRY_FIRST, _RETRY_MAX = 0.5, 60.0  # seconds between attempts, doubling
+_RETRY_FIRST, _RETRY_MAX = 0.5, 10.0  # seconds between attempts, doubling
 _PATH = "/api/feedback/signing-key"
 
 
