@@ -124,6 +124,7 @@ class Budget:
         self.deadline = time.monotonic() + self.seconds
 
     def expired(self) -> bool:
+        """Whether the deadline has passed (SQLite's progress handler: true cancels the statement)."""
         return time.monotonic() > self.deadline
 
 

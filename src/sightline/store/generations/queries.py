@@ -40,10 +40,12 @@ g = t.generations
 
 
 def encode_cursor(ts_us: int, gen_id: str) -> str:
+    """The opaque cursor of the page after the row at ``(ts_us, gen_id)``."""
     return base64.urlsafe_b64encode(f"{ts_us}|{gen_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
+    """``(ts_us, id)`` of a cursor from :func:`encode_cursor`; InvalidInput naming ``cursor`` if not."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, gen_id = text.split("|", 1)
@@ -161,6 +163,7 @@ def _list_row(row: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def get_generation(conn: Connection, project_id: int, gen_id: str) -> dict[str, Any]:
+    """One record of the project, as the API shows it; NotFound if the project has no such id."""
     row = conn.execute(select(g).where(g.c.id == gen_id, g.c.project_id == project_id)).first()
     if row is None:
         raise NotFound(f"no generation {gen_id!r} in this project")
