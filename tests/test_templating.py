@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -80,6 +81,17 @@ def test_the_sdk_raises_its_own_error_for_a_template_it_cannot_render() -> None:
     assert caught.value.field == "sport"
     with pytest.raises(InvalidParams):
         sdk_render_chat([{"role": "user", "content": "{x}"}], {})
+
+
+def test_templating_needs_nothing_beyond_the_standard_library() -> None:
+    # The SDK imports it, and the SDK installs with openai and httpx only.
+    code = (
+        "import sys; before = set(sys.modules); import sightline.templating; "
+        "extra = sorted(m for m in set(sys.modules) - before "
+        "if m.split('.')[0] not in sys.stdlib_module_names and m.split('.')[0] != 'sightline'); "
+        "assert not extra, extra"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 # -- the version ------------------------------------------------------------------------------------
