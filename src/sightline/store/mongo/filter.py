@@ -103,8 +103,8 @@ COLUMNS: dict[str, tuple[str, Kind]] = {
 }
 
 _PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
-# A custom metadata key may hold any character but NUL (and a dot, which separates the path).
-_METADATA_PATH = re.compile(r"metadata\.[^.\x00]+(?:\.(?:value|url))?")
+# A custom metadata key may hold any character but NUL.
+_METADATA_PATH = re.compile(r"metadata\.[^\x00]+")
 _MAX_PATH = 400
 _MAX_DEPTH = 20
 _MAX_META_VALUE = 1000  # records.metadata_rows indexes a value by its first 1000 characters
@@ -520,6 +520,14 @@ def doc_field(source: FromClause, path: str) -> Field:
             return TagsField(path, source)
         if not sub or sub in ("value", "url"):
             return MetadataField(path, source, key)
+        if sub not in ("type", "text"):
+            # A custom value has no parts but these: a dotted rest names one key ("a.b"), as the
+            # list filter's metadata.<key> and the metadata rows do.
+            return MetadataField(path, source, rest)
+    if not _PATH.fullmatch(path):  # a JSON path: plain names only (they are written into it)
+        raise InvalidInput(
+            f"invalid field path {path!r}: use dotted names of letters, digits, '_' and '-'", field=path
+        )
     check_known(path)
     keys = tuple(int(p) if p.isdigit() else p for p in path.split("."))
     return JsonField(path, source.c.body, keys)
