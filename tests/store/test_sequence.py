@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy import case, create_engine, delete, func, select, text, update
 
 from sightline.schema import Generation
 from sightline.store import Database, Scope
@@ -191,3 +191,23 @@ async def test_generations_posted_to_the_server_are_followed_in_the_order_they_a
         project_id = conn.scalar(select(t.projects.c.id).where(t.projects.c.name == "demo"))
         followed = generations_after(conn, int(project_id), 0)
     assert [g["id"] for g in followed.data] == sent
+
+
+def test_numbers_taken_through_the_drivers_cursor_are_those_sqlalchemys_statement_takes(db: Database) -> None:
+    """number_rows steps under SQLAlchemy (the driver's cursor, for speed): the same statement built with
+    SQLAlchemy Core continues exactly where it left off, and both move the one counter."""
+    s, g = t.sequences, t.generations
+    stored = select(func.coalesce(func.max(g.c.seq), 0)).scalar_subquery()
+    core = (
+        update(s)
+        .where(s.c.name == "generations")
+        .values(value=case((s.c.value >= stored, s.c.value), else_=stored) + 3)
+        .returning(s.c.value)
+    )
+    with db.transaction() as conn:
+        rows = [_row(), _row()]
+        number_rows(conn, rows)
+        assert conn.execute(core).scalar_one() == 5
+        later = [_row()]
+        number_rows(conn, later)
+    assert [row[t.GENERATION_AT["seq"]] for row in (*rows, *later)] == [1, 2, 6]
