@@ -38,6 +38,9 @@ __all__ = [
     "template_version",
 ]
 
+# Roles a template may be written with that providers refuse, and the role sent instead: the libretto
+# document writes the model's turns as "ai". The template itself is recorded as written.
+_SENT_ROLES = {"ai": "assistant"}
 _MUSTACHE = re.compile(r"\{\{\{\s*([^{}\s]+)\s*\}\}\}|\{\{\s*([&!#^/>]?)\s*([^{}]*?)\s*\}\}")
 
 
@@ -91,11 +94,18 @@ def render_text(text: str, params: Mapping[str, Any]) -> str:
 
 
 def render_chat(messages: Iterable[Any], params: Mapping[str, Any]) -> list[Any]:
-    """Template messages rendered with ``params``; ``chat_history`` messages expand in place."""
+    """Template messages rendered with ``params``; ``chat_history`` messages expand in place.
+
+    A message written with the role ``ai`` is sent as ``assistant``.
+    """
     try:
-        return templating.render_chat(messages, params)
+        rendered = templating.render_chat(messages, params)
     except templating.TemplateError as exc:
         raise InvalidParams(exc.message, field=exc.field) from None
+    return [
+        {**m, "role": _SENT_ROLES[m["role"]]} if isinstance(m, dict) and m.get("role") in _SENT_ROLES else m
+        for m in rendered
+    ]
 
 
 def _lookup(inputs: Mapping[str, Any], name: str) -> Any:
