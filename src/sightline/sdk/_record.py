@@ -232,7 +232,7 @@ class Recorder:
         self.destination: Destination | None = config.destination() if self.enabled else None
         self.api_key = config.api_key or ""
         server_url = self.destination.server_url if self.destination is not None else None
-        self.signer = signer_for(server_url, self.api_key)  # fetches the signing key in the background
+        self.signer = signer_for(server_url, self.api_key)
         self.provider = _provider(base_url)
         self.run = run
         self._chains: OrderedDict[str, None] = OrderedDict()
@@ -250,6 +250,7 @@ class Recorder:
         template = _render(kind, kwargs, params)
         if not self.enabled:
             return None
+        self.signer.start()  # the signing key comes while the model answers (once per process)
         run = self.run
         name = (params.prompt_template_name if params else None) or self.config.prompt_template_name
         if name is None and run is None and not self.config.allow_unnamed_prompts:

@@ -2,7 +2,8 @@
 
 Feedback keys are signed with a key derived from the server's secret (``sightline.feedback_key``),
 which the SDK does not hold: it asks the server for its API key's signing key
-(``GET /api/feedback/signing-key``) on a background thread as soon as a client is made, so the
+(``GET /api/feedback/signing-key``) on a background thread, started when the client's first call
+begins (building a client starts no thread), so the key comes while the model answers and the
 caller's thread does not wait for it. Clients with the same server and API key share one fetch.
 
 Until the key has come, a response carries an empty feedback key. The one exception: while the
@@ -46,21 +47,23 @@ class RemoteSigner:
         self._lock = threading.Lock()
         self._pid = -1
         self._stop = threading.Event()
-        self._start()
 
     @property
     def reference(self) -> str:
         """The reference feedback keys of this API key carry."""
         return key_reference(self._key_hash)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start fetching the signing key, unless this process already has (cheap when it has)."""
+        if self._pid == os.getpid():
+            return
         with self._lock:
-            if self._url is None or not self._api_key:
-                self._first.set()  # not recording: nothing to wait for
-                return
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()  # a child after fork has no thread: it starts its own
+            if self._url is None or not self._api_key:
+                self._first.set()  # not recording: nothing to wait for
+                return
             self._first.clear()
             threading.Thread(target=self._fetch, name="sightline-signing-key", daemon=True).start()
 
@@ -94,8 +97,7 @@ class RemoteSigner:
         signing key has not come."""
         signer = self._signer
         if signer is None:
-            if self._pid != os.getpid():
-                self._start()
+            self.start()
             self._first.wait(FIRST_WAIT)
             signer = self._signer
             if signer is None:
