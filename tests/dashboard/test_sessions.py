@@ -87,6 +87,16 @@ async def test_a_copied_cookie_stops_working_after_logout(api: Api) -> None:
     assert (await http.get("/admin/users")).status_code == 303
 
 
+async def test_logging_in_again_ends_the_session_the_browser_had(api: Api) -> None:
+    http = await logged_in(api, "gus")
+    add_user(api, "hal")
+    old_copy = copy_of(http, api)
+    r = await post_form(http, "/generations", "/login", username="hal", password=PASSWORD)
+    assert r.status_code == 303
+    assert (await old_copy.get("/generations")).status_code == 303
+    assert "hal" in (await http.get("/account")).text
+
+
 async def test_a_password_change_ends_every_other_session(api: Api) -> None:
     http = await logged_in(api, "bea")
     elsewhere = browser(api)

@@ -50,6 +50,7 @@ async def login(request: Request, form: FormDep) -> Response:
     target = local_path(str(form.get("next") or ""))
     address = _client_address(request)
     db = request.app.state.db
+    previous = load_session(request).token
 
     def attempt() -> tuple[str | None, float]:
         """The new session's token (``None``: refused), and how long to wait when throttled."""
@@ -64,6 +65,8 @@ async def login(request: Request, form: FormDep) -> Response:
                 THROTTLE.failed(conn, username, address)
                 return None, 0.0
             THROTTLE.succeeded(conn, username)
+            if previous is not None:
+                end_session(conn, previous)  # a login replaces the session this browser had
             return start_session(conn, user.id), 0.0
 
     token, wait = await run_in_threadpool(attempt) if username and password else (None, 0.0)
