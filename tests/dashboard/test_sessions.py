@@ -190,6 +190,22 @@ async def test_a_locked_account_is_locked_for_every_server_process(database_url:
         assert (await log_in(clients[0], "eve")).status_code == 429
 
 
+async def test_a_logout_on_one_server_process_ends_the_session_on_the_others(database_url: str) -> None:
+    apps = [create_app(Settings(database_url=database_url, secret_key="k" * 40)) for _ in range(2)]
+    with apps[0].state.db.transaction() as conn:
+        create_user(conn, "ivy", PASSWORD, "admin")
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        one, two = (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sightline.test")
+            for app in apps
+        )
+        assert (await log_in(one, "ivy")).status_code == 303
+        two.cookies.set("sightline_session", one.cookies["sightline_session"])
+        assert (await two.get("/admin/users")).status_code == 200  # the same session, another process
+        assert (await post_form(two, "/generations", "/logout")).status_code == 303
+        assert (await one.get("/admin/users")).status_code == 303
+
+
 async def test_logins_are_throttled_per_client_address(api: Api) -> None:
     add_user(api, "fay")
     http = browser(api)
