@@ -127,7 +127,9 @@ async def test_the_cache_purge_runs_as_a_periodic_job(db: Database, clock: Clock
         assert set(conn.scalars(select(t.gateway_cache.c.key))) == {"live"}
     assert await runner.run_once() == 0  # once a period
     clock.advance(600)
-    assert await runner.run_once() == 1
+    await runner.run_once()  # (the hourly pruning may come due too)
+    purges = [row for row in _jobs(db) if row.kind == "gateway.cache.purge"]
+    assert [row.state for row in purges] == ["succeeded", "succeeded"]
 
 
 async def test_stopping_gives_running_jobs_back_without_spending_an_attempt(
