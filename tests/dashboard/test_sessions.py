@@ -23,7 +23,7 @@ from sightline.settings import Settings
 from sightline.store import tables as t
 from sightline.store.access.projects import create_user
 from sightline.store.engine.migrate import alembic_config
-from tests.conftest import PG_ADMIN_URL, Api
+from tests.conftest import PG_ADMIN_URL, Api, free_port
 from tests.dashboard.test_pages import csrf_of
 
 PASSWORD = "a-long-password"
@@ -204,6 +204,32 @@ async def test_a_logout_on_one_server_process_ends_the_session_on_the_others(dat
         assert (await two.get("/admin/users")).status_code == 200  # the same session, another process
         assert (await post_form(two, "/generations", "/logout")).status_code == 303
         assert (await one.get("/admin/users")).status_code == 303
+
+
+@pytest.mark.parametrize("redis_up", [True, False])
+async def test_with_redis_the_counts_live_there_and_a_redis_outage_falls_back_to_the_database(
+    database_url: str, redis_up: bool
+) -> None:
+    redis_url = "redis://127.0.0.1:6379/0" if redis_up else f"redis://127.0.0.1:{free_port()}/0"
+    apps = [
+        create_app(Settings(database_url=database_url, secret_key="k" * 40, redis_url=redis_url))
+        for _ in range(2)
+    ]
+    with apps[0].state.db.transaction() as conn:
+        create_user(conn, "jo", PASSWORD, "admin")
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sightline.test")
+            for app in apps
+        ]
+        for attempt in range(6):
+            assert (await log_in(clients[attempt % 2], "jo", "wrong-password")).status_code == 401
+        for client in clients:
+            r = await log_in(client, "jo")
+            assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 30
+        with apps[0].state.db.read() as conn:
+            counted_in_database = conn.exec_driver_sql("SELECT count(*) FROM login_throttle").scalar()
+        assert counted_in_database == (0 if redis_up else 2)
 
 
 async def test_logins_are_throttled_per_client_address(api: Api) -> None:

@@ -2,12 +2,17 @@
 the admin page).
 
 Logins are throttled per account and per client address (``store.access.throttle``): past a few
-failures the form answers 429 with ``Retry-After`` without checking the password.
+failures the form answers 429 with ``Retry-After`` without checking the password. The counts are
+kept in Redis when ``redis_url`` is set (``throttle_redis``), else in the database; if Redis fails,
+the database counts, so a Redis outage never lifts the throttle.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,14 +22,45 @@ from ...errors import SightlineError
 from ...store.access.projects import authenticate_user
 from ...store.access.sessions import end_session, end_user_sessions, start_session
 from ...store.access.throttle import LoginThrottle, address_subject, user_subject
+from ...store.access.throttle_redis import RedisLoginThrottle
 from ...store.access.users import change_password
 from .context import FormDep, ViewDep
 from .render import local_path, page, redirect
 from .session import load_session
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 THROTTLE = LoginThrottle()
+
+
+def _redis_throttle(request: Request) -> RedisLoginThrottle | None:
+    """This app's Redis throttle (made on first use), or ``None`` when no Redis is configured."""
+    settings = request.app.state.settings
+    if not settings.redis_url:
+        return None
+    found = getattr(request.app.state, "login_throttle", None)
+    if not isinstance(found, RedisLoginThrottle):
+        found = request.app.state.login_throttle = RedisLoginThrottle(
+            settings.redis_url, settings.database_url, THROTTLE
+        )
+    return found
+
+
+T = TypeVar("T")
+
+
+def _in_redis(throttle: RedisLoginThrottle | None, call: Callable[[RedisLoginThrottle], T]) -> T | None:
+    """``call(throttle)``; ``None`` when there is no Redis or it failed (the database counts)."""
+    if throttle is None:
+        return None
+    from redis.exceptions import RedisError
+
+    try:
+        return call(throttle)
+    except RedisError as exc:
+        log.warning("login throttle: Redis failed (%s); counting in the database", type(exc).__name__)
+        return None
 
 
 @router.get("/", include_in_schema=False)
@@ -51,19 +87,28 @@ async def login(request: Request, form: FormDep) -> Response:
     address = _client_address(request)
     db = request.app.state.db
     previous = load_session(request).token
+    in_redis = _redis_throttle(request)
 
     def attempt() -> tuple[str | None, float]:
         """The new session's token (``None``: refused), and how long to wait when throttled."""
+        subjects = [user_subject(username), address_subject(address)]
         with db.read() as conn:
-            wait = THROTTLE.wait_seconds(conn, [user_subject(username), address_subject(address)])
+            # Both stores are asked: a lock made in the database while Redis was down still holds.
+            wait = max(
+                THROTTLE.wait_seconds(conn, subjects),
+                _in_redis(in_redis, lambda r: r.wait_seconds(subjects)) or 0.0,
+            )
         if wait > 0:
             return None, wait
         with db.read() as conn:
             user = authenticate_user(conn, username, password)
+        if user is None:
+            if _in_redis(in_redis, lambda r: r.failed(username, address)) is None:
+                with db.transaction() as conn:
+                    THROTTLE.failed(conn, username, address)
+            return None, 0.0
+        _in_redis(in_redis, lambda r: r.succeeded(username))
         with db.transaction() as conn:
-            if user is None:
-                THROTTLE.failed(conn, username, address)
-                return None, 0.0
             THROTTLE.succeeded(conn, username)
             if previous is not None:
                 end_session(conn, previous)  # a login replaces the session this browser had
