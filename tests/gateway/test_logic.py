@@ -343,3 +343,32 @@ async def test_recording_is_handed_over_sooner_when_the_gateway_is_lightly_loade
     assert len(writer.ops) == 1
     await asyncio.sleep(0.5)
     assert len(writer.ops) == 2 and writer.ops[1].size == 2 and recorder.recorded == 3
+
+
+def test_recording_a_call_changes_nothing_of_the_call() -> None:
+    import copy
+
+    def state(call: Call) -> dict[str, Any]:
+        return {name: copy.deepcopy(getattr(call, name)) for name in Call.__slots__ if name != "context"}
+
+    refused = _call(
+        dict(CHAT),
+        status=429,
+        response=b'{"error": {"message": "slow down", "type": "rate_limit_error"}}',
+    )
+    refused.failed("upstream_error", "the upstream answered 429", 429)
+    broken = _call(
+        {**CHAT, "stream": True},
+        status=200,
+        events=[
+            _chunk({"role": "assistant", "content": "Hel"}),
+            orjson.dumps({"error": {"message": "broke off", "type": "server_error"}}),
+        ],
+    )
+    for call in (refused, broken):
+        before = state(call)
+        gen = Generation.model_validate(generation_body(call))
+        assert gen.status == "error" and gen.error is not None
+        assert state(call) == before
+    assert generation_body(broken)["error"] == {"type": "server_error", "message": "broke off"}
+    assert broken.error is None and broken.outcome == "ok"  # the record says so; the call is as it was

@@ -46,6 +46,17 @@ def test_chat_history_expands_to_the_messages_given() -> None:
     ]
 
 
+def test_the_role_ai_is_sent_as_assistant_and_the_messages_given_are_left_as_they_are() -> None:
+    template = [{"role": "ai", "content": "Hello, I'm {name}!"}, {"role": "chat_history", "content": "{h}"}]
+    history = [{"role": "ai", "content": "Earlier"}]
+    sent = render_chat(template, {"name": "Bot", "h": history})
+    assert sent == [
+        {"role": "assistant", "content": "Hello, I'm Bot!"},
+        {"role": "assistant", "content": "Earlier"},
+    ]
+    assert template[0]["role"] == "ai" and history == [{"role": "ai", "content": "Earlier"}]
+
+
 def test_chat_history_needs_a_list() -> None:
     with pytest.raises(ValueError, match="must be a list of messages"):
         render_chat([{"role": "chat_history", "content": "{prev}"}], {"prev": "text"})
