@@ -189,6 +189,13 @@ def test_ne_and_nin_match_records_without_the_field(engine: Engine) -> None:
     assert ids(engine, {"metadata.userId": {"$nin": ["alice", "bob"]}}) == [6, 5, 4, 3]
     assert ids(engine, {"userId": None}) == [5, 4, 3]
     assert ids(engine, {"userId": {"$in": ["bob", None]}}) == [5, 4, 3, 2]
+    # Comparisons with a column are plain SQL (NULL where it is missing); negations count NULL as false.
+    assert ids(engine, {"stepIndex": {"$ne": 2}}) == [6, 4, 3, 2, 1]
+    assert ids(engine, {"stepIndex": {"$nin": [0]}}) == [5, 4, 3, 2, 1]
+    assert ids(engine, {"$nor": [{"feedback.rating": {"$gte": 4}}]}) == [6, 5, 3, 2]
+    assert ids(engine, {"$nor": [{"stepIndex": 2}, {"cacheHit": True}]}) == [6, 4, 2, 1]
+    assert ids(engine, {"stepIndex": {"$not": {"$not": {"$gt": 1}}}}) == [5]
+    assert ids(engine, {"$or": [{"stepIndex": {"$gt": 1}}, {"feedback.rating": 2}]}) == [5, 2]
 
 
 def test_timestamp_ranges_take_iso_strings_and_datetimes(engine: Engine) -> None:

@@ -11,8 +11,10 @@ SQLAlchemy condition the database evaluates. Where a field path is looked up:
   compared only with values of the same JSON type, the same way on SQLite and PostgreSQL.
 
 As in MongoDB, a missing field matches ``{"$ne": x}``, ``{"$nin": [...]}`` and ``{"f": null}``.
-To get that from SQL's three-valued logic, every leaf condition is built to be true or false,
-never NULL, so ``$not`` and ``$nor`` are a plain ``NOT``.
+A comparison with a column is the plain SQL one (``model_id = ?``: what the indexes serve), which is
+NULL where the column is; that reads as false in a WHERE, and every negation (``$ne``, ``$nin``,
+``$not``, ``$nor``) first turns NULL into false, so a missing field matches the negation. A compiled
+condition is therefore for a WHERE (or a ``coalesce(..., false)``), where NULL means false.
 """
 
 from __future__ import annotations
@@ -188,7 +190,8 @@ class Field(Protocol):
     def path(self) -> str: ...
 
     def compare(self, op: str, value: Any) -> ColumnElement[bool]:
-        """``field <op> value`` (op: eq, gt, gte, lt, lte, in [value is a list], regex); never NULL."""
+        """``field <op> value`` (op: eq, gt, gte, lt, lte, in [value is a list], regex); NULL or false
+        where the field is missing."""
         ...
 
     def present(self) -> ColumnElement[bool]:
@@ -228,9 +231,7 @@ class ColumnField:
             value = [_coerce(self.path, self.kind, v) for v in value]
         else:
             value = _coerce(self.path, self.kind, value)
-        cond = _compare(self.expr, op, value)
-        # Guarding with IS NOT NULL keeps the condition two-valued (and leaves indexes usable).
-        return and_(self.expr.is_not(None), cond) if self.nullable else cond
+        return _compare(self.expr, op, value)
 
     def present(self) -> ColumnElement[bool]:
         return self.expr.is_not(None) if self.nullable else true()
@@ -627,7 +628,7 @@ def _operators(field: Field, spec: Any, depth: int) -> ColumnElement[bool]:
         if op == "$eq":
             conds.append(_equal(field, value))
         elif op == "$ne":
-            conds.append(not_(_equal(field, value)))
+            conds.append(_negate(_equal(field, value)))
         elif op in _RANGE:
             if value is None or isinstance(value, list | Mapping) and not _is_date(value):
                 raise InvalidInput(f"{op} at '{path}' needs a number, string or date", field=path)
@@ -635,7 +636,7 @@ def _operators(field: Field, spec: Any, depth: int) -> ColumnElement[bool]:
         elif op == "$in":
             conds.append(_one_of(field, op, value))
         elif op == "$nin":
-            conds.append(not_(_one_of(field, op, value)))
+            conds.append(_negate(_one_of(field, op, value)))
         elif op == "$all":
             if not isinstance(value, list):
                 raise InvalidInput(f"$all at '{path}' needs a list", field=path)
@@ -652,10 +653,22 @@ def _operators(field: Field, spec: Any, depth: int) -> ColumnElement[bool]:
         elif op == "$not":
             if not isinstance(value, Mapping) or not value:
                 raise InvalidInput(f"$not at '{path}' needs operators, like {{\"$gt\": 5}}", field=path)
-            conds.append(not_(_operators(field, value, depth + 1)))
+            conds.append(_negate(_operators(field, value, depth + 1)))
         else:
             raise InvalidInput(f"unknown operator '{op}' at '{path}'", field=path)
-    return and_(*conds)
+    return _all(conds)
+
+
+def _all(conds: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """``conds`` joined by AND (no AND for one: a list page's filter is built on every request)."""
+    if len(conds) == 1:
+        return conds[0]
+    return and_(*conds) if conds else true()
+
+
+def _negate(cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    """NOT ``cond``, where a NULL ``cond`` (a comparison with a missing field) counts as false."""
+    return not_(func.coalesce(cond, false(), type_=Boolean))
 
 
 def _is_date(value: Any) -> bool:
@@ -697,14 +710,14 @@ def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnEleme
                 conds.append(and_(*parts))
             else:
                 either = or_(*parts)
-                conds.append(either if key == "$or" else not_(either))
+                conds.append(either if key == "$or" else _negate(either))
         elif key == "$comment":
             continue
         elif isinstance(key, str) and key.startswith("$"):
             raise InvalidInput(f"unknown operator '{key}'")
         else:
             conds.append(_operators(resolve(check_path(key)), spec, depth + 1))
-    return and_(true(), *conds)
+    return _all(conds)
 
 
 def compile_filter(filter: Mapping[str, Any]) -> ColumnElement[bool]:
