@@ -1,8 +1,8 @@
 """The Sightline SDK: a drop-in openai client that records every generation.
 
 Importing this package starts nothing: the exporter thread starts with the first recorded call.
-It imports only ``openai``, ``httpx``, ``pydantic``, the standard library and ``sightline.schema``,
-``sightline.errors`` and ``sightline.feedback_key``.
+It imports only ``openai``, ``httpx``, ``pydantic``, the standard library and the leaves beside it
+(``sightline.schema``, ``errors``, ``ids``, ``feedback_key``, ``templating``, ``mapping``).
 """
 
 from __future__ import annotations
