@@ -11,8 +11,8 @@ Nothing it is given is changed (the record may share strings and lists with the 
 so a caller that edits a record must copy what it edits).
 
 What stays with the callers is their own: the SDK's template, run and chat ids from its call
-parameters, the gateway's ``cacheHit`` and ``costSaved``, and how each turns an id into a timestamp
-(text for the SDK's JSON, a ``datetime`` the gateway's validation takes as is).
+parameters, the gateway's ``cacheHit`` and ``costSaved``, and the form of the timestamp (:func:`iso`
+text for the SDK's JSON, a :func:`when` ``datetime`` that the gateway's validation takes as is).
 """
 
 from __future__ import annotations
