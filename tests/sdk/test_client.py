@@ -108,6 +108,19 @@ def test_upstream_error_is_recorded_and_reraised_unchanged(
     Generation.model_validate(body)
 
 
+async def test_async_upstream_error_is_recorded_and_a_call_never_sent_is_not(
+    aclient: sightline.AsyncClient, capture: Capture
+) -> None:
+    with pytest.raises(TypeError):
+        await aclient.chat.completions.create(model="gpt-4o-mini", messages=[USER], nope=1)  # type: ignore[call-overload]
+    with pytest.raises(openai.RateLimitError):
+        await aclient.with_options(max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[USER], extra_headers={"x-fake-status": "429"}
+        )
+    body = capture.one()
+    assert body["status"] == "error" and body["error"]["statusCode"] == 429
+
+
 def test_connection_error_is_recorded(capture: Capture) -> None:
     client = sightline.Client(
         api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0, sightline=config()
