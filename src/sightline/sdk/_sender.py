@@ -3,10 +3,9 @@
 A batch is turned into JSON in one pass (one call per record cost 40% more). When ``orjson`` is
 installed it writes the JSON: about 0.6 µs a chat record against 10 µs for the standard library
 (which the SDK falls back to, and which writes what orjson refuses: integers past 64 bits, lone
-surrogates). It is gzipped only when that pays: when the server is on another
-machine (on this one, compressing costs CPU and saves no time) and the body is big enough.
-Level 1: on batches of chat records it took about 1 µs a record against 3.5 µs at level 5, for
-bodies about a quarter larger (``bench/bench_sdk.py`` prints both).
+surrogates). A batch is gzipped only when that pays: when the server is on another machine (on this
+one, compressing costs CPU and saves no time) and the body is over 1 KiB. Level 1: it costs about half
+of level 5's CPU for bodies a quarter larger (``bench/bench_sdk.py`` prints both).
 
 Network errors, 5xx and 429 are retried with exponential backoff and jitter (honouring
 ``Retry-After``) until the destination's ``max_retry_seconds`` run out; any other 4xx is final. The
@@ -95,9 +94,12 @@ def stdlib_dumps(value: Any) -> bytes:
 
 def compresses(dest: Destination) -> bool:
     """Whether bodies sent to ``dest`` are gzipped: as asked, else when the server is elsewhere."""
-    if dest.compress is not None:
-        return dest.compress
-    host = urlsplit(dest.server_url).hostname or ""
+    return dest.compress if dest.compress is not None else _remote(dest.server_url)
+
+
+@functools.lru_cache(maxsize=64)
+def _remote(server_url: str) -> bool:
+    host = urlsplit(server_url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return False
     try:
