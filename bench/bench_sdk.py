@@ -282,7 +282,8 @@ def bench_compression(records: int = 1000) -> None:
 
     from sightline.sdk._sender import dumps_batch
 
-    words = "the a soccer emoji answer sport show me you with one ball goal match team player".split(" ")
+    words = ["the", "a", "soccer", "emoji", "answer", "sport", "show", "me", "you", "with", "one"]
+    words += ["ball", "goal", "match", "team", "player"]
     items = [
         {
             "type": "generation",
