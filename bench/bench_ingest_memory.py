@@ -33,20 +33,27 @@ MIB = 1024 * 1024
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def rss_kib(pid: int) -> int:
-    """Private resident memory (RssAnon) of a process and all its descendants, in KiB."""
-    total = 0
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    for child in children:
-        total += rss_kib(int(child))
+def own_kib(pid: int) -> int:
+    """Private resident memory (RssAnon) of one process, in KiB. (SQLite's page cache is in it: up to
+    64 MiB per connection, as ``cache_size`` says; file pages mapped by ``mmap_size`` are not.)"""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except FileNotFoundError:  # it ended meanwhile
-        return total
+        return 0
     for line in lines:
         if line.startswith("RssAnon:"):
-            return total + int(line.split()[1])
-    return total
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(child) for child in found]
+
+
+def rss_kib(pid: int) -> int:
+    """Private resident memory (RssAnon) of a process and all its descendants, in KiB."""
+    return own_kib(pid) + sum(rss_kib(child) for child in children(pid))
 
 
 def batch_body(generations: int, keys: int, seed: int) -> bytes:
@@ -68,12 +75,14 @@ class Sampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0
+        self.server_peak = 0  # of the server process alone (the rest is the writer process)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_kib(self.pid))
+            self.server_peak = max(self.server_peak, own_kib(self.pid))
             time.sleep(0.005)
 
     def __enter__(self) -> Sampler:
@@ -112,6 +121,7 @@ def post(url: str, key: str, body: bytes) -> tuple[int, int]:
 
 def burst(pid: int, name: str, sends: list[Callable[[], tuple[int, int]]], sent_bytes: int) -> None:
     before = settle(pid, 1.0)
+    before_server = own_kib(pid)
     answers: list[tuple[int, int]] = []
     with Sampler(pid) as sampler:
         threads = [threading.Thread(target=lambda s=s: answers.append(s())) for s in sends]  # type: ignore[misc]
@@ -125,7 +135,8 @@ def burst(pid: int, name: str, sends: list[Callable[[], tuple[int, int]]], sent_
     print(f"    answers: {sorted(answers)}  (status, generations stored)")
     print(
         f"    server + writer: before {before / 1024:,.0f} MiB, peak {sampler.peak / 1024:,.0f} MiB, "
-        f"after {after / 1024:,.0f} MiB"
+        f"after {after / 1024:,.0f} MiB  (server alone: before {before_server / 1024:,.0f}, "
+        f"peak {sampler.server_peak / 1024:,.0f}, after {own_kib(pid) / 1024:,.0f} MiB)"
     )
     print(
         f"    peak growth {growth / MIB:,.0f} MiB for {sent_bytes / MIB:,.1f} MiB sent: "
@@ -165,7 +176,9 @@ def start(database_url: str, workdir: Path, writer: str) -> tuple[subprocess.Pop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dialect", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--writer", choices=["process", "thread"], default="process")
     parser.add_argument("--generations", type=int, default=10_000)

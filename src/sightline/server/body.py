@@ -16,7 +16,7 @@ from starlette.types import Receive
 
 from ..errors import InvalidInput, PayloadTooLarge
 
-__all__ = ["ClientGone", "read_body", "read_json", "read_raw"]
+__all__ = ["ClientGone", "read_body", "read_buffer", "read_json", "read_raw"]
 
 
 class ClientGone(ClientDisconnect):
@@ -30,13 +30,23 @@ async def read_body(receive: Receive, *, limit: int, declared: int | None, encod
     ``Content-Encoding`` in lower case. Over ``limit`` bytes, sent or decompressed: :class:`PayloadTooLarge`,
     refused as soon as it shows (a declared length is not read at all).
     """
+    body = await _read(receive, limit=limit, declared=declared, encoding=encoding, buffer=False)
+    return bytes(body) if isinstance(body, bytearray) else body
+
+
+async def _read(
+    receive: Receive, *, limit: int, declared: int | None, encoding: str, buffer: bool
+) -> bytes | bytearray:
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone
-    body: bytes = message.get("body", b"")
-    if message.get("more_body"):  # the usual small body comes in one message: no list, no join
+    first: bytes = message.get("body", b"")
+    body: bytes | bytearray = first
+    if message.get("more_body") and buffer and declared is not None:
+        body = await _fill(receive, first, declared)
+    elif message.get("more_body"):  # the usual small body comes in one message: no list, no join
         chunks, size = [body], len(body)
         while True:
             message = await receive()
@@ -68,6 +78,28 @@ async def read_body(receive: Receive, *, limit: int, declared: int | None, encod
     return body
 
 
+async def _fill(receive: Receive, first: bytes, declared: int) -> bytearray:
+    """A body of ``declared`` bytes (within the limit) read into one buffer of that size: no list of
+    chunks, and no second copy joined from them (a big ingest batch would be held twice)."""
+    buffer, size = bytearray(declared), 0
+    chunk, more = first, True
+    while True:
+        end = size + len(chunk)
+        if end > declared:
+            raise InvalidInput("body is longer than its Content-Length", field="Content-Length")
+        buffer[size:end] = chunk
+        size = end
+        if not more:
+            break
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk, more = message.get("body", b""), bool(message.get("more_body"))
+    if size < declared:
+        del buffer[size:]
+    return buffer
+
+
 async def read_raw(request: Request) -> bytes:
     """The body, decompressed when sent gzip-encoded, refused when over the size limit."""
     declared = request.headers.get("content-length")
@@ -76,6 +108,19 @@ async def read_raw(request: Request) -> bytes:
         limit=request.app.state.settings.max_body_bytes,
         declared=int(declared) if declared is not None and declared.isdigit() else None,
         encoding=request.headers.get("content-encoding", "").strip().lower(),
+    )
+
+
+async def read_buffer(request: Request) -> bytes | bytearray:
+    """:func:`read_raw`, where a body sent in several parts with its length is read into one
+    ``bytearray`` (not copied again into ``bytes``): for the biggest bodies, ingest batches."""
+    declared = request.headers.get("content-length")
+    return await _read(
+        request.receive,
+        limit=request.app.state.settings.max_body_bytes,
+        declared=int(declared) if declared is not None and declared.isdigit() else None,
+        encoding=request.headers.get("content-encoding", "").strip().lower(),
+        buffer=True,
     )
 
 

@@ -37,7 +37,7 @@ from ...store.engine.writer import WriteOp
 from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
 from ...store.generations.records import Scope
 from ..auth import require_key
-from ..body import read_raw
+from ..body import read_buffer, read_raw
 from ..errors import validation_message
 from ..responses import JSON
 
@@ -77,7 +77,7 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
 _UNKNOWN = re.compile(r"unknown field `(.*)`")
 
 
-def _split(raw: bytes, limit: int) -> list[msgspec.Raw]:
+def _split(raw: bytes | bytearray, limit: int) -> list[msgspec.Raw]:
     """The items of a batch, each as its JSON text; 413 over ``limit`` items, 400 for a wrong envelope."""
     try:
         items = msgspec.json.decode(raw, type=_Envelope).batch
@@ -113,7 +113,7 @@ def _chunks(items: list[msgspec.Raw]) -> Iterator[tuple[int, list[msgspec.Raw]]]
         yield start, items[start:]
 
 
-def _validate(raw: bytes, start: int, context: dict[str, Any]) -> list[Item]:
+def _validate(raw: bytes | bytearray, start: int, context: dict[str, Any]) -> list[Item]:
     """Each item of a batch (``raw``, its items numbered from ``start``) validated: the model, or the
     error that names what is wrong.
 
@@ -130,7 +130,7 @@ def _validate(raw: bytes, start: int, context: dict[str, Any]) -> list[Item]:
     return [(start + i, item.type, item.body) for i, item in enumerate(batch)]
 
 
-def _each_item(raw: bytes, start: int, context: dict[str, Any]) -> list[Item]:
+def _each_item(raw: bytes | bytearray, start: int, context: dict[str, Any]) -> list[Item]:
     """Each item of a batch validated on its own: the model, or the error that names what is wrong."""
     batch = orjson.loads(raw)["batch"]  # the envelope was checked by _split
     items: list[Item] = []
@@ -221,8 +221,8 @@ async def ingest(request: Request) -> JSON:
     """
     started = time.perf_counter()
     key = await require_key(request)
-    raw = await read_raw(request)
-    if not raw.strip():
+    raw = await read_buffer(request)  # the body once, not a second time joined from its parts
+    if not raw or raw.isspace():
         raise InvalidInput("request body is empty; expected JSON")
     settings = request.app.state.settings
     items = _split(raw, settings.max_ingest_items)
