@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 import orjson
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -39,11 +40,14 @@ from ...store.generations.records import Scope
 from ..auth import require_key
 from ..body import read_buffer, read_raw
 from ..errors import validation_message
+from ..memory import release_free_memory
 from ..responses import JSON
 
 # JSON text per chunk of a batch (see the module's text): a batch of 100 generations from the SDK
 # (~150 KB) is one chunk; a chunk unfolds into ~10-20 MB at the most (100 metadata keys a generation).
 _CHUNK_BYTES = 256 * 1024
+# A batch bigger than this leaves freed memory worth handing back once answered (server/memory.py).
+_TRIM_BYTES = 4 * 1024 * 1024
 
 Item = tuple[int, str, Any]  # (index in the batch, its type, the validated model or the error)
 
@@ -243,7 +247,8 @@ async def ingest(request: Request) -> JSON:
         sent = sending
     await _answers(sent, results, metrics)
     metrics.ingest_latency.observe(time.perf_counter() - started)
-    return JSON({"results": results})
+    trim = BackgroundTask(release_free_memory) if len(raw) > _TRIM_BYTES else None
+    return JSON({"results": results}, background=trim)
 
 
 async def create_generation(request: Request) -> JSON:
