@@ -8,7 +8,8 @@ every figure next to its baseline measured in the same run:
    recorded block flushed to the server inside the block), alternating over ``--rounds`` rounds in
    the same process. Per call: process CPU (every thread: the caller's and the exporter's, as the
    user's process pays it) and wall time, plain vs recorded, the added CPU in µs and the ratio.
-   Then the same with the Sightline server down.
+   Then the same with no sockets (upstream and server answer in memory: the SDK's own CPU, with
+   less noise), and with the Sightline server down.
 2. Streams: added time to the first chunk.
 3. 10,000 calls from 16 threads: how many reached the server (none may be dropped).
 4. What redaction (``redact_pii=True``) costs per record on the exporter thread.
@@ -175,6 +176,58 @@ def bench_blocks(
         f"  records: sent {s.sent - before.sent}, queued {s.queued}, dropped {s.dropped}, "
         f"failed {s.failed}, batches {s.batches}"
     )
+    _worker.reset(timeout=0.1)
+
+
+_ANSWER = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"\xe2\x9a\xbd"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":20,"completion_tokens":1,"total_tokens":21}}'
+)
+
+
+def _upstream(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=_ANSWER, headers={"content-type": "application/json"})
+
+
+def _sink(request: httpx.Request) -> httpx.Response:
+    # Answers as the server does without parsing (this runs on the exporter thread, and is not its work).
+    items = request.content.count(b'{"type":')
+    results = ",".join(f'{{"index":{i},"status":201}}' for i in range(items))
+    return httpx.Response(200, content=f'{{"results":[{results}]}}'.encode())
+
+
+def bench_in_memory(rounds: int, block: int) -> None:
+    """The same blocks with no sockets: upstream and server answer in memory (httpx.MockTransport).
+
+    Nothing else on the machine (the server's work on a record, the upstream) runs during a block, so
+    this shows the SDK's own CPU with far less noise; it is not the user's whole figure.
+    """
+    _worker.reset(transport=httpx.MockTransport(_sink))
+    mock = httpx.MockTransport(_upstream)
+    plain = openai.OpenAI(
+        api_key="k",
+        base_url="http://upstream/v1",
+        http_client=httpx.Client(transport=mock),  # type: ignore[arg-type]
+    )
+    traced = sightline.Client(
+        api_key="k",
+        base_url="http://upstream/v1",
+        http_client=httpx.Client(transport=mock),
+        sightline=sightline.SightlineConfig(
+            api_key="sl_k", server_url="http://sightline.test", compress=False
+        ),
+    )
+    results = _blocks(
+        lambda: plain.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+        lambda: traced.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+        rounds,
+        block,
+        30,
+    )
+    _report_blocks(f"The same, upstream and server in memory ({rounds} rounds)", *results)
+    s = sightline.stats()
+    print(f"  records: sent {s.sent}, queued {s.queued}, failed {s.failed}, batches {s.batches}")
     _worker.reset(timeout=0.1)
 
 
@@ -345,6 +398,7 @@ def main() -> None:
             print(f"python {sys.version.split()[0]}, openai {openai.__version__}, upstream {upstream}\n")
             shape = f"{args.rounds} rounds of {args.block} plain + {args.block} recorded chat calls"
             bench_blocks(upstream, url, key, args.rounds, args.block, f"{shape}, server up")
+            bench_in_memory(args.rounds, args.block)
             if args.only_blocks:
                 return
             # Nothing can be delivered: a block waits a moment for the exporter's attempt, no more.
