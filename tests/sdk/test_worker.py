@@ -287,6 +287,24 @@ def test_one_bad_item_costs_only_itself(cap: Capture, exporters: list[Exporter])
     assert (stats.sent, stats.failed, stats.internal_errors) == (3, 1, 1)
 
 
+def test_a_bug_while_sending_is_counted_and_the_exporter_goes_on(
+    cap: Capture, exporters: list[Exporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = _exporter(cap.handler)
+    exporters.append(exporter)
+    monkeypatch.setattr(exporter._sender, "ingest", lambda dest, items, body=None: 1 / 0)
+    for i in range(3):
+        exporter.submit("run", _run(i))
+    with pytest.raises(ZeroDivisionError):
+        exporter.flush(5)
+    stats = exporter.stats()
+    assert (stats.failed, stats.queued, stats.internal_errors) == (3, 0, 1)
+    monkeypatch.undo()
+    exporter.submit("run", _run(3))
+    assert exporter.flush(5)
+    assert [b["id"] for b in cap.of("run")] == ["run-3"]
+
+
 def test_nothing_is_lost_under_a_burst(cap: Capture, exporters: list[Exporter]) -> None:
     exporter = _exporter(cap.handler, max_batch_items=50, max_queue_size=100_000, flush_interval=0.05)
     exporters.append(exporter)

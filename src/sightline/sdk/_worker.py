@@ -217,6 +217,9 @@ class Exporter:
     def _deliver(self, items: list[Any]) -> None:
         try:
             self._send(items)
+        except Exception as exc:  # a bug while sending: the records are lost, and counted so
+            self._counters.failed += len(items)
+            self._internal("sending a batch", exc)
         finally:
             self._in_hand -= len(items)
 
