@@ -343,7 +343,7 @@ def bench_route(rounds: int) -> None:
 def bench_http(rounds: int) -> None:
     import httpx
 
-    from sightline.gateway.httpclient import HTTPClient
+    from sightline.gateway.forwarding.httpclient import HTTPClient
 
     port = _free_port()
     upstream = subprocess.Popen(

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sightline.gateway.httpclient import HTTPClient
+from sightline.gateway.forwarding.httpclient import HTTPClient
 from sightline.schema import Feedback, Generation, IngestBatch, Run
 from sightline.server.responses import JSON
 from sightline.store import Database, Scope, migrate

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sightline.gateway.httpclient import ConnectError, HTTPClient, ProtocolError, ReadTimeout
+from sightline.gateway.forwarding.httpclient import ConnectError, HTTPClient, ProtocolError, ReadTimeout
 from tests.conftest import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

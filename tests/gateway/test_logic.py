@@ -19,10 +19,10 @@ from sightline.gateway import (
     replay,
     split_headers,
 )
-from sightline.gateway.capture import generation_body
 from sightline.gateway.context import Context
-from sightline.gateway.recorder import Recorder
-from sightline.gateway.upstream import Target
+from sightline.gateway.forwarding.upstream import Target
+from sightline.gateway.recording.capture import generation_body
+from sightline.gateway.recording.recorder import Recorder
 from sightline.schema import Generation
 from sightline.store import Scope
 from sightline.store.engine.writer import QueuedWriter

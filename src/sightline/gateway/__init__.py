@@ -13,15 +13,15 @@ Pure logic and an HTTP client; the server's routes (``server/routers/proxy.py`` 
 """
 
 from .answer import Answer
-from .cache import ResponseCache
-from .cachekey import cache_key, normalize_endpoint
+from .caching.cache import ResponseCache
+from .caching.cachekey import cache_key, normalize_endpoint
 from .call import Call, kind_of
 from .context import CACHE_CONTROLS, Context, RequestHeaders, parse_context, split_headers
 from .errors import openai_error
+from .forwarding.sse import StreamRelay, assemble, replay
+from .forwarding.upstream import Target, Upstream, UpstreamResponse
 from .gateway import Gateway, answer_text
 from .keys import Caller, KeyLookup, bearer_token
-from .sse import StreamRelay, assemble, replay
-from .upstream import Target, Upstream, UpstreamResponse
 
 __all__ = [
     "CACHE_CONTROLS",

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ..errors import UpstreamError
 from .call import Call
-from .sse import StreamRelay
-from .upstream import UpstreamResponse
+from .forwarding.sse import StreamRelay
+from .forwarding.upstream import UpstreamResponse
 
 __all__ = ["Answer", "Headers"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..ids import new_id
 from .context import Context
-from .upstream import Target
+from .forwarding.upstream import Target
 
 __all__ = ["Call", "kind_of"]
 

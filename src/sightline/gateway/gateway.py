@@ -31,16 +31,16 @@ from ..settings import Settings
 from ..store import Database
 from ..store.generations.records import Scope
 from .answer import Answer, Headers
-from .cache import ResponseCache
-from .cachekey import CACHEABLE_KINDS, cache_key
+from .caching.cache import ResponseCache
+from .caching.cachekey import CACHEABLE_KINDS, cache_key
 from .call import Call, kind_of
 from .context import Context, RequestHeaders, parse_context
 from .errors import openai_error
+from .forwarding.providers import ProviderDirectory
+from .forwarding.sse import assemble, replay
+from .forwarding.upstream import Target, Upstream, UpstreamResponse
 from .keys import Caller, KeyLookup
-from .providers import ProviderDirectory
-from .recorder import Recorder
-from .sse import assemble, replay
-from .upstream import Target, Upstream, UpstreamResponse
+from .recording.recorder import Recorder
 
 __all__ = ["Gateway", "answer_text"]
 

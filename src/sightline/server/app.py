@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from .. import __version__, gc_tuning
 from ..gateway import Gateway, KeyLookup
-from ..gateway.cache import PURGE_KIND, purge_expired
+from ..gateway.caching.cache import PURGE_KIND, purge_expired
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
 from ..settings import Settings
 from ..store import Database, migrate

@@ -1,6 +1,6 @@
 """The gateway's response cache, as a table: durable, and shared by every server process.
 
-Entries are keyed by project and request key (see ``sightline.gateway.cachekey``) and hold the
+Entries are keyed by project and request key (see ``sightline.gateway.caching.cachekey``) and hold the
 upstream's JSON answer as text. Writes are operations for the single writer, like ingestion;
 reads are plain selects. Expired entries are never answered and are deleted in bulk now and then.
 """

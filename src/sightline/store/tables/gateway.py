@@ -43,7 +43,7 @@ gateway_cache = Table(
     "gateway_cache",
     metadata,
     Column("project_id", Integer, primary_key=True),
-    # SHA-256 of the endpoint and the canonical request (see sightline.gateway.cachekey).
+    # SHA-256 of the endpoint and the canonical request (see sightline.gateway.caching.cachekey).
     Column("key", String(64), primary_key=True),
     Column("endpoint", ShortText, nullable=False),
     Column("model", ShortText, nullable=True),

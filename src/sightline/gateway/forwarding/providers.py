@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
-from ..store import Database
-from ..store.gateway.providers import GatewayConfig, ProviderKey, gateway_config
+from ...errors import InvalidInput
+from ...store import Database
+from ...store.gateway.providers import GatewayConfig, ProviderKey, gateway_config
 from .upstream import Target
 
 __all__ = ["ProjectGateway", "ProviderDirectory", "provider_name"]

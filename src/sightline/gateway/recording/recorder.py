@@ -28,12 +28,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import SightlineError
-from ..schema import Generation, Run
-from ..store.engine.writer import QueuedWriter, WriteOp
-from ..store.generations.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
-from ..store.generations.records import Scope
-from .call import Call
+from ...errors import SightlineError
+from ...schema import Generation, Run
+from ...store.engine.writer import QueuedWriter, WriteOp
+from ...store.generations.ingest import InsertGenerations, PreparedGeneration, UpsertRun, prepare_generation
+from ...store.generations.records import Scope
+from ..call import Call
 from .capture import generation_body
 
 __all__ = ["Recorder", "prepare"]

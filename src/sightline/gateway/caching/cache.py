@@ -20,9 +20,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Database
-from ..store.gateway.cache import PurgeExpired, StoreResponse, cached_response
-from ..store.jobs import Job
+from ...store import Database
+from ...store.gateway.cache import PurgeExpired, StoreResponse, cached_response
+from ...store.jobs import Job
 
 __all__ = ["PURGE_KIND", "ResponseCache", "purge_expired"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from .. import mapping
-from ..store.generations.pricing import price
-from .call import Call
-from .sse import chunks
+from ... import mapping
+from ...store.generations.pricing import price
+from ..call import Call
+from ..forwarding.sse import chunks
 
 __all__ = ["generation_body"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .. import mapping
+from ... import mapping
 
 __all__ = ["StreamRelay", "assemble", "chunks", "replay"]
 

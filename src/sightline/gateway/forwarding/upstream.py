@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-from ..errors import UpstreamError, UpstreamTimeout
+from ...errors import UpstreamError, UpstreamTimeout
 from .httpclient import ConnectError, HTTPClient, HTTPError, ReadTimeout, Response
 
 __all__ = ["Target", "Upstream", "UpstreamResponse"]

@@ -1,0 +1,1 @@
+"""The response cache: canonical cache keys, and entries kept in the database or Redis."""
