@@ -219,11 +219,20 @@ def select_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Any]:
 
     Built as plain driver SQL: SQLAlchemy's expanding ``IN`` recompiles the statement for every
     new list length, which cost more than the query itself on the ingest path.
+
+    On PostgreSQL the statement is never prepared: psycopg prepares a statement after its fifth run,
+    and PostgreSQL may then keep a generic plan made while the table was still empty. For the ids
+    already stored (``project_id = 1 AND id IN (...)``) that plan walked every row of the project
+    (an index condition on ``project_id`` alone) until the table was next analysed: batch ingest fell
+    from ~4,000 to ~800 generations/s on a new database.
     """
     cursor, numbered = _cursor(conn)
     try:
         marks = _marks(numbered, 1, len(values))[1:-1]
-        cursor.execute(sql.format(**{"in": marks}), tuple(values))
+        if numbered:
+            cursor.execute(sql.format(**{"in": marks}), tuple(values), prepare=False)
+        else:
+            cursor.execute(sql.format(**{"in": marks}), tuple(values))
         return list(cursor.fetchall())
     finally:
         cursor.close()
