@@ -94,11 +94,15 @@ def plain(value: Any) -> Any:
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return value
     if kind is dict:
-        if all(type(v) is str for v in value.values()) and all(type(k) is str for k in value):
+        # One loop, no generators: a request's messages are many small dicts of strings.
+        for k, v in value.items():
+            if type(v) is not str or type(k) is not str:
+                break
+        else:
             return value
         return {str(k): plain(v) for k, v in value.items() if type(v).__name__ not in _SENTINELS}
     if kind is list or kind is tuple:
-        return [plain(v) for v in value]
+        return [v if type(v) is str else plain(v) for v in value]
     dump = getattr(value, "model_dump", None)
     if dump is not None and not isinstance(value, type):  # a pydantic model (the openai client's types)
         return dump(mode="json", exclude_none=True, warnings=False)

@@ -207,12 +207,23 @@ def _all_finished(chunks: list[Any] | None) -> bool:
 
 def _parsed(result: Any) -> Any:
     """The response object behind ``result`` (a ``with_raw_response`` result is parsed; it caches)."""
-    parse = getattr(result, "parse", None)
-    if parse is None or not hasattr(result, "http_request"):
+    if not _is_raw(type(result)):
         return result
     if getattr(result, "_stream", False) or not getattr(result, "is_closed", True):
         return None
-    return parse()
+    return result.parse()
+
+
+# Whether a type is a raw response (one with ``parse`` and ``http_request``), known once per type: a
+# missing attribute of a pydantic response goes through its ``__getattr__`` and an exception (~5 µs).
+_RAW: dict[type, bool] = {}
+
+
+def _is_raw(kind: type) -> bool:
+    raw = _RAW.get(kind)
+    if raw is None:
+        raw = _RAW[kind] = callable(getattr(kind, "parse", None)) and hasattr(kind, "http_request")
+    return raw
 
 
 def _provider(base_url: str) -> str | None:
