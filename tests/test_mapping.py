@@ -307,6 +307,9 @@ def test_plain_turns_client_objects_into_json() -> None:
     }
     strings = {"role": "user", "content": "hi"}
     assert mapping.plain(strings) is strings
+    # A dict of strings is kept only when its keys are strings too; its neighbours in a list stay.
+    assert mapping.plain([{1: "a"}, strings, "s"]) == [{"1": "a"}, strings, "s"]
+    assert mapping.plain({"role": "user", "n": 1}) == {"role": "user", "n": 1}
 
 
 def test_mapping_is_a_leaf_of_the_standard_library_and_the_schema() -> None:
