@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from sightline.ids import new_uuid
+from sightline.ids import new_id
 from sightline.mapping import iso
 from sightline.sdk import _worker
 from sightline.sdk._config import Destination, SightlineConfig
@@ -73,7 +73,7 @@ class Call:
         "recorder",
         "kind",
         "id",
-        "uuid",
+        "id_bytes",
         "wall",
         "started",
         "ended",
@@ -101,7 +101,7 @@ class Call:
         self,
         recorder: Recorder,
         kind: str,
-        call_uuid: uuid.UUID,
+        call_id: tuple[str, bytes],
         request: dict[str, Any],
         template: TemplateInfo | None,
         params: CallParams | None,
@@ -112,8 +112,7 @@ class Call:
     ) -> None:
         self.recorder = recorder
         self.kind = kind
-        self.uuid = call_uuid
-        self.id = str(call_uuid)
+        self.id, self.id_bytes = call_id  # the UUID's text and its 16 bytes
         self.request = request
         self.template = template
         self.params = params
@@ -155,7 +154,7 @@ class Call:
     def sign(self) -> str:
         """The feedback key of this call (signed once)."""
         if not self.feedback_key:
-            self.feedback_key = self.recorder.signer.sign(self.uuid.bytes)
+            self.feedback_key = self.recorder.signer.sign(self.id_bytes)
         return self.feedback_key
 
     def succeeded(self, result: Any) -> Any:
@@ -275,7 +274,11 @@ class Recorder:
                 base = dict(options) if isinstance(options, Mapping) else {}
                 kwargs["stream_options"] = {**base, "include_usage": True}
                 hide_usage = True
-        call_uuid = uuid.UUID(str(params.event_id)) if params and params.event_id else new_uuid()
+        if params and params.event_id:
+            given = uuid.UUID(str(params.event_id))
+            call_id = (str(given), given.bytes)
+        else:
+            call_id = new_id()  # text and bytes at once: no UUID object to make and format
         step_index = None
         if run is not None:
             if params is not None and params.user_id is not None:
@@ -293,7 +296,7 @@ class Recorder:
         return Call(
             self,
             kind,
-            call_uuid,
+            call_id,
             _snapshot(kwargs),
             template,
             params,
