@@ -64,6 +64,10 @@ def create(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Several server processes may share one file: wait for the lock instead of failing. First, so the
+    # pragmas below wait too: switching a file to WAL takes its lock, and two connections opening a new
+    # file at once failed there with "database is locked".
+    cursor.execute("PRAGMA busy_timeout=10000")
     # 16 KiB pages (SQLite's default is 4 KiB), set while a new file is still empty (an existing file
     # keeps its own): a commit appends each page it changed to the WAL with its own system calls, and
     # with bigger pages a batch of inserts changes fewer of them. Commits cost ~30% less.
@@ -73,8 +77,6 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # With WAL, NORMAL is still crash-safe for the database (a power cut may lose the last
     # commits, never corrupt); FULL would fsync on every commit and cap group commit throughput.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # Several server processes may share one file: wait for the lock instead of failing.
-    cursor.execute("PRAGMA busy_timeout=10000")
     # Keep the hot part of indexes in memory (negative = KiB): 64 MiB per connection.
     cursor.execute("PRAGMA cache_size=-65536")
     # Temporary b-trees for GROUP BY / ORDER BY stay in memory.
