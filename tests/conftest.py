@@ -82,10 +82,26 @@ def database_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Itera
         return
     if pg_template is None:
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    yield from _pg_database(f'TEMPLATE "{pg_template}"')
+
+
+@pytest.fixture
+def empty_database_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Iterator[str]:
+    """A database of the test's dialect with no schema at all (for migration tests)."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    if pg_template is None:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    yield from _pg_database("")
+
+
+def _pg_database(options: str) -> Iterator[str]:
+    """A new PostgreSQL database made with ``options`` (e.g. its template), dropped afterwards."""
     name = f"sightline_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" {options}'))
     yield _pg_url(name)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -26,7 +26,7 @@ from sightline.sdk._params import InvalidParams
 from sightline.store import migrate
 from sightline.store.engine.migrate import alembic_config
 from sightline.templating import TemplateError, render_chat, render_text, template_name, template_version
-from tests.conftest import PG_ADMIN_URL, Api, sightline_command, start_server, stop_server
+from tests.conftest import Api, sightline_command, start_server, stop_server
 from tests.fake_openai import FakeOpenAI, serve
 
 EMOJI = [{"role": "user", "content": "Show me an emoji for the sport: {sport}"}]
@@ -239,24 +239,6 @@ def test_one_template_recorded_through_the_sdk_and_the_gateway_is_one_version(
 # -- a database made by the old code, migrated ------------------------------------------------------
 
 
-@pytest.fixture
-def unmigrated_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Iterator[str]:
-    """An empty database of the test's dialect (not migrated)."""
-    if dialect == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    if pg_template is None:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"sightline_m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def _upgrade(engine: Engine, revision: str) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
@@ -295,7 +277,7 @@ def _old_generation(i: int, template: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def test_a_database_made_by_the_old_code_ends_with_the_one_version(unmigrated_url: str) -> None:
+def test_a_database_made_by_the_old_code_ends_with_the_one_version(empty_database_url: str) -> None:
     # As the gateway's records reached the old server: keys in the order they arrived (content first).
     chat = [{"content": "An emoji for {sport}", "role": "user"}]
     new = template_version(chat, None)
@@ -303,7 +285,7 @@ def test_a_database_made_by_the_old_code_ends_with_the_one_version(unmigrated_ur
     assert len({new, server_old}) == 2 and sdk_old == new
     text_old = _old_server_version(None, "Hello {name}")
 
-    engine = create_engine(unmigrated_url)
+    engine = create_engine(empty_database_url)
     _upgrade(engine, "0003")  # the schema the old code ran on
     rows = []
     for i in range(1, 1201):  # more than two of the migration's batches
@@ -373,8 +355,8 @@ def test_a_database_made_by_the_old_code_ends_with_the_one_version(unmigrated_ur
     assert prompts == [("emoji", new, 100), ("hello", template_version(None, "Hello {name}"), 300)]
 
     # The downgrade keeps the versions (the old code takes any text), and the upgrade comes back.
-    engine = create_engine(unmigrated_url)
-    config = alembic_config(unmigrated_url)
+    engine = create_engine(empty_database_url)
+    config = alembic_config(empty_database_url)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0006")

@@ -6,24 +6,20 @@ that every server process sees them.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from sightline.server.app import create_app
 from sightline.settings import Settings
 from sightline.store import tables as t
 from sightline.store.access.projects import create_user
 from sightline.store.engine.migrate import alembic_config
-from tests.conftest import PG_ADMIN_URL, Api, free_port
+from tests.conftest import Api, free_port
 from tests.dashboard.test_pages import csrf_of
 
 PASSWORD = "a-long-password"
@@ -251,24 +247,6 @@ async def test_secure_cookies_marks_the_session_cookie_secure_behind_a_tls_proxy
             r = await http.get("/login")
             cookie = r.headers["set-cookie"]
             assert ("; secure" in cookie.lower()) is secure, cookie
-
-
-@pytest.fixture
-def empty_database_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Iterator[str]:
-    """A database with no schema at all, of the test's dialect."""
-    if dialect == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    if pg_template is None:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"sightline_e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_migration_0004_makes_the_tables_as_defined_and_downgrades(empty_database_url: str) -> None:

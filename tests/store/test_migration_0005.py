@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,27 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from sightline.store import tables as t
 from sightline.store.engine.migrate import alembic_config
-from tests.conftest import PG_ADMIN_URL, _pg_available, _pg_url
 
 OURS = {"generations", "generation_metadata", "feedback"}
-
-
-@pytest.fixture
-def empty_url(dialect: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema at all) of the test's dialect."""
-    if dialect == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    if not _pg_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    name = f"sightline_m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _to(engine: Engine, revision: str, down: bool = False) -> None:
@@ -75,8 +54,8 @@ def _keys(engine: Engine) -> dict[str, list[str]]:
     return {name: found.get_pk_constraint(name)["constrained_columns"] for name in sorted(OURS)}
 
 
-def test_ids_become_unique_per_project_and_the_rows_stay(empty_url: str) -> None:
-    engine = create_engine(empty_url)
+def test_ids_become_unique_per_project_and_the_rows_stay(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     _to(engine, "0004")
     ids = [str(uuid.uuid4()) for _ in range(3)]
     with engine.begin() as conn:
@@ -112,8 +91,10 @@ def test_ids_become_unique_per_project_and_the_rows_stay(empty_url: str) -> None
     engine.dispose()
 
 
-def test_the_downgrade_refuses_ids_the_old_schema_cannot_hold_then_restores_it(empty_url: str) -> None:
-    engine = create_engine(empty_url)
+def test_the_downgrade_refuses_ids_the_old_schema_cannot_hold_then_restores_it(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
     _to(engine, "0005")
     shared = str(uuid.uuid4())
     with engine.begin() as conn:
