@@ -22,7 +22,22 @@ from ..store import Database, migrate
 from .dashboard import install as install_dashboard
 from .errors import install_error_handlers
 from .metrics import Metrics
-from .routers import aieye, export, feedback, generations, health, ingest, jobs, proxy, runs
+from .routers import (
+    aieye,
+    export,
+    feedback,
+    generations,
+    gentrace,
+    health,
+    ingest,
+    jobs,
+    libretto,
+    otel,
+    pipelines,
+    prompts,
+    proxy,
+    runs,
+)
 
 __all__ = ["create_app", "job_handlers"]
 
@@ -95,7 +110,9 @@ def create_app(
     runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings), settings)
     install_error_handlers(app)
     app.router.routes.extend(ingest.routes)
-    for module in (health, generations, feedback, runs, export, jobs):
+    for module in (health, generations, feedback, runs, export, jobs, prompts, pipelines):
+        app.include_router(module.router)
+    for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
         app.include_router(module.router)
     install_dashboard(app)
     gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
