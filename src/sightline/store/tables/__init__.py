@@ -28,6 +28,7 @@ from .generations import (
     sequences,
 )
 from .jobs import JOB_STATES, jobs
+from .pipelines import functions
 from .prompts import PROMPT_COLUMNS, prompt_versions
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
@@ -40,6 +41,7 @@ __all__ = [
     "api_keys",
     "environments",
     "feedback",
+    "functions",
     "gateway_cache",
     "gateway_settings",
     "generation_metadata",
