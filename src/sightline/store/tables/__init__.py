@@ -15,6 +15,7 @@ The schema is created and changed only by the Alembic migrations in ``store/engi
 from __future__ import annotations
 
 from .access import api_keys, environments, login_throttle, projects, sessions, users
+from .audit import audit_log
 from .base import metadata
 from .gateway import gateway_cache, gateway_settings, providers
 from .generations import (
@@ -29,7 +30,7 @@ from .generations import (
 )
 from .jobs import JOB_STATES, jobs
 from .pipelines import functions
-from .prompts import PROMPT_COLUMNS, prompt_versions
+from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_versions
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "METADATA_COLUMNS",
     "PROMPT_COLUMNS",
     "api_keys",
+    "audit_log",
     "environments",
     "feedback",
     "functions",
@@ -48,8 +50,10 @@ __all__ = [
     "generations",
     "jobs",
     "login_throttle",
+    "managed_prompts",
     "metadata",
     "projects",
+    "prompt_labels",
     "prompt_versions",
     "providers",
     "rollup_daily_keys",
