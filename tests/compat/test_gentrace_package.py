@@ -123,8 +123,9 @@ def test_the_pipeline_runner(sightline: ServerProcess, upstream: FakeOpenAI) -> 
             if chunk.choices
         )
         result = runner.submit(wait_for_server=True)
-        print(json.dumps({{"result": result, "runId": runner.get_id(), "first": first.choices[0].message.content,
-                          "streamed": streamed}}))
+        first = first.choices[0].message.content
+        out = {{"result": result, "runId": runner.get_id(), "first": first, "streamed": streamed}}
+        print(json.dumps(out))
         """,
         sightline,
         upstream,
