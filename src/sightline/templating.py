@@ -31,6 +31,7 @@ __all__ = [
     "VERSION_LENGTH",
     "TemplateError",
     "call_parameters",
+    "check_args",
     "check_prompt_name",
     "messages_args",
     "placeholders",
@@ -226,7 +227,8 @@ def messages_args(messages: Any, field: str = "messages") -> list[str]:
     return list(found)
 
 
-def _check_args(wanted: list[str], args: Mapping[str, Any]) -> None:
+def check_args(wanted: list[str], args: Mapping[str, Any]) -> None:
+    """Refuse ``args`` that miss one of ``wanted`` or hold one more (:class:`TemplateError` naming it)."""
     missing = [name for name in wanted if name not in args]
     if missing:
         raise TemplateError(
@@ -241,13 +243,13 @@ def _check_args(wanted: list[str], args: Mapping[str, Any]) -> None:
 def render_prompt(text: str, args: Mapping[str, Any]) -> str:
     """A managed text template rendered with exactly its arguments (a missing or unknown one is a
     :class:`TemplateError` naming it); values that are not text are written with ``str``."""
-    _check_args(prompt_args(text), args)
+    check_args(prompt_args(text), args)
     return render_text(text, args)
 
 
 def render_messages(messages: list[Any], args: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Managed chat messages rendered with exactly their arguments, as new ``{role, content}`` dicts."""
-    _check_args(messages_args(messages), args)
+    check_args(messages_args(messages), args)
     return [{"role": m["role"], "content": render_text(m["content"], args)} for m in messages]
 
 

@@ -36,6 +36,7 @@ from sightline.sdk._encode import encode
 from sightline.sdk._feedback import send_feedback
 from sightline.sdk._guard import report_internal_error
 from sightline.sdk._params import CallParams, InvalidParams, coerce_id
+from sightline.sdk._prompts import AsyncPrompts, Prompts
 from sightline.sdk._record import CHAT, COMPLETION, EMBEDDING, Call, Recorder, RunLike
 from sightline.sdk._streams import AsyncRecordingStream, RecordingStream
 
@@ -263,6 +264,11 @@ class _SightlineMixin:
     ) -> None:
         super().__init__(**kwargs)
         self._sightline = _sightline_recorder or _recorder(sightline, str(self.base_url))
+
+    @cached_property
+    def prompts(self) -> Prompts:
+        """Managed prompts of this client's Sightline project: ``client.prompts.get("name", label=...)``."""
+        return (AsyncPrompts if isinstance(self, openai.AsyncOpenAI) else Prompts)(self._sightline.config)
 
     @property
     def sightline_config(self) -> SightlineConfig:

@@ -97,9 +97,21 @@ class SightlineConfig:
     compress: bool | None = None
     """gzip what is sent: None (default) compresses unless the server is on this machine, where it
     costs CPU and saves nothing."""
+    prompt_cache_ttl: float = 60.0
+    """Seconds a prompt fetched with ``client.prompts.get`` is served from the process's cache before it
+    is fetched again (in the background; the cached one is served meanwhile, and while the server is down)."""
+    prompt_fetch_timeout: float = 5.0
+    """Seconds the first fetch of a prompt (nothing cached yet) may wait for the server."""
 
     def __post_init__(self) -> None:
-        for name in ("flush_interval", "request_timeout", "exit_timeout", "max_retry_seconds"):
+        for name in (
+            "flush_interval",
+            "request_timeout",
+            "exit_timeout",
+            "max_retry_seconds",
+            "prompt_cache_ttl",
+            "prompt_fetch_timeout",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"SightlineConfig.{name} must be a number >= 0, got {value!r}")

@@ -262,7 +262,11 @@ class Recorder:
             return None
         self.signer.start()  # the signing key comes while the model answers (once per process)
         run = self.run
-        name = (params.prompt_template_name if params else None) or self.config.prompt_template_name
+        name = (
+            (params.prompt_template_name if params else None)
+            or self.config.prompt_template_name
+            or (template.name if template is not None else None)  # a managed prompt's (sdk/_prompts.py)
+        )
         if name is None and run is None and not self.config.allow_unnamed_prompts:
             return None
         if name is not None:
@@ -328,7 +332,7 @@ def _render(kind: str, kwargs: dict[str, Any], params: CallParams | None) -> Tem
         messages = kwargs.get("messages")
         if isinstance(messages, TemplateChat):
             kwargs["messages"] = messages.render()
-            return TemplateInfo(None, chat=list(messages), params=messages.params)
+            return messages.info()
         if messages is not None and not isinstance(messages, list):
             messages = kwargs["messages"] = list(messages)
         if messages and has_content_templates(messages):
@@ -344,7 +348,7 @@ def _render(kind: str, kwargs: dict[str, Any], params: CallParams | None) -> Tem
         prompt = kwargs.get("prompt")
         if isinstance(prompt, TemplateText):
             kwargs["prompt"] = prompt.render()
-            return TemplateInfo(None, text=str(prompt), params=prompt.params)
+            return prompt.info()
         if params is not None and params.template_text is not None:
             values = params.template_params or {}
             if prompt is None:

@@ -69,6 +69,10 @@ class TemplateChat(list[Any]):
         """The messages as they are sent."""
         return render_chat(self, self.params)
 
+    def info(self) -> TemplateInfo:
+        """The template recorded with the call (a managed prompt's messages say their prompt's name)."""
+        return TemplateInfo(None, chat=list(self), params=self.params)
+
 
 class TemplateText(str):
     """A prompt with ``{placeholders}``, kept apart from its parameters (for ``completions.create``)."""
@@ -83,6 +87,10 @@ class TemplateText(str):
     def render(self) -> str:
         """The prompt as it is sent."""
         return render_text(str(self), self.params)
+
+    def info(self) -> TemplateInfo:
+        """The template recorded with the call (a managed prompt's text says its prompt's name)."""
+        return TemplateInfo(None, text=str(self), params=self.params)
 
 
 def render_text(text: str, params: Mapping[str, Any]) -> str:
