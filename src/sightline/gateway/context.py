@@ -51,6 +51,10 @@ class Context:
     metadata: dict[str, Any] = field(default_factory=dict)
     cache: str | None = None
     provider: str | None = None
+    # The template to record ({"name", "chat"|"text", "params"}): a managed prompt's, set by the server
+    # when it renders one (never from a header), so the call carries the prompt's version, not a hash
+    # of the rendered messages.
+    template: dict[str, Any] | None = None
 
 
 EMPTY = Context()

@@ -47,6 +47,8 @@ def _metadata(call: Call) -> dict[str, Any]:
 
 
 def _template(call: Call) -> dict[str, Any] | None:
+    if call.context.template is not None:
+        return dict(call.context.template)
     name = call.context.template_name
     if name is None:
         return None
