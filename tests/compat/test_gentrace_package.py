@@ -13,50 +13,26 @@ import os
 import subprocess
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ServerProcess, sightline_command, start_server, stop_server
-from tests.fake_openai import FakeOpenAI, serve
+from tests.compat import gentrace_support
+from tests.compat.gentrace_support import get
+from tests.conftest import ServerProcess
+from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv-compat" / "gentrace" / "bin" / "python"
 
+# the module's fixtures: one server and one fake provider for its tests
+sightline, upstream = gentrace_support.sightline, gentrace_support.upstream
 pytestmark = pytest.mark.skipif(
     not PYTHON.exists(),
     reason="gentrace-py 0.x's virtual environment is missing: run `scripts/compat-venvs gentrace` "
     "(scripts/setup --test makes it)",
 )
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with serve() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def sightline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One ``sightline serve`` (SQLite, its writer in a process of its own) for the module's tests."""
-    home = tmp_path_factory.mktemp("gentrace-server")
-    database_url = f"sqlite:///{home / 'server.db'}"
-    made = subprocess.run(
-        [*sightline_command(), "token", "create", "--project", "demo", "--environment", "dev"],
-        env={**os.environ, "SIGHTLINE_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    process, url = start_server(database_url, home / "server.log")
-    try:
-        yield ServerProcess(url, database_url, made.stdout.strip(), process, home / "server.log")
-    finally:
-        stop_server(process)
 
 
 def run_gentrace(script: str, server: ServerProcess, upstream: FakeOpenAI) -> dict[str, Any]:
@@ -87,12 +63,6 @@ def run_gentrace(script: str, server: ServerProcess, upstream: FakeOpenAI) -> di
     assert done.returncode == 0, done.stderr
     assert "Error submitting" not in done.stdout + done.stderr, done.stdout + done.stderr
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-def get(server: ServerProcess, path: str, **params: str) -> Any:
-    r = httpx.get(f"{server.url}{path}", params=params, headers={"Authorization": f"Bearer {server.key}"})
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_the_pipeline_runner(sightline: ServerProcess, upstream: FakeOpenAI) -> None:
