@@ -249,7 +249,7 @@ def test_translate_streamed_chat_and_embedding_steps() -> None:
     }
     found = translate(run_body(streamed, embedding))
     chat, emb = found.generations
-    assert chat.parameters["stream"] is True and chat.output["content"] == "Hello!"
+    assert chat.wire()["parameters"]["stream"] is True and chat.output["content"] == "Hello!"
     assert emb.output == {"type": "other", "content": {"embeddings": 1, "dimensions": 3}}
     assert emb.usage["promptTokens"] == 1 and not found.refused
 
