@@ -1,4 +1,4 @@
-"""What the gentrace compatibility tests share: one real `sightline serve` and one fake provider a module."""
+"""What the gentrace compatibility tests share: a real `sightline serve` and a fake provider per module."""
 
 from __future__ import annotations
 

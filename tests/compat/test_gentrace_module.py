@@ -22,7 +22,7 @@ from tests.compat.gentrace_support import get
 from tests.conftest import ServerProcess
 from tests.fake_openai import FakeOpenAI
 
-sightline, upstream = gentrace_support.sightline, gentrace_support.upstream  # the module's fixtures
+sightline, upstream = gentrace_support.sightline, gentrace_support.upstream  # one each for this module
 
 HELLO = [
     {"role": "user", "contentTemplate": "Hello! My name is {{ name }}.", "contentInputs": {"name": "Vivek"}}

@@ -26,7 +26,7 @@ from tests.fake_openai import FakeOpenAI
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv-compat" / "gentrace" / "bin" / "python"
 
-# the module's fixtures: one server and one fake provider for its tests
+# one server and one fake provider for this module
 sightline, upstream = gentrace_support.sightline, gentrace_support.upstream
 pytestmark = pytest.mark.skipif(
     not PYTHON.exists(),
