@@ -1,5 +1,6 @@
-"""Prompts: template names with their versions, how often and at what cost each was used, its feedback,
-and the difference between two versions."""
+"""Prompts: template names with their versions (managed ones with their labels, and those only recorded),
+how often and at what cost each was used, its feedback, and the difference between two versions.
+Creating, editing, labels and test runs are in ``prompt_editor.py``, whose routes come first."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
 from ...store.generations.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
+from ...store.prompts import list_prompts, prompt_history
+from . import prompt_editor
 from .context import ViewDep
 from .render import page
 from .timerange import RANGES, TimeRange, parse_range
 
 router = APIRouter()
+# /prompts/_new and /prompts/{name}/_edit|_label|_run, before /prompts/{name:path} takes everything.
+router.include_router(prompt_editor.router)
 
 
 @dataclass
@@ -63,13 +68,23 @@ def prompts_page(request: Request, view: ViewDep) -> Response:
     with request.app.state.db.read() as conn:
         versions = prompt_versions(conn, view.project_id)
         uses = prompt_usage(conn, view.project_id, tr.from_us, tr.to_us, view.environment)
+        managed = {p.name: p for p in list_prompts(conn, view.project_id)}
     prompts: dict[str, Prompt] = {}
     for v in versions:
         prompts.setdefault(v.name, Prompt(v.name)).versions.append(v)
     for use in uses:
         prompts.setdefault(use.name, Prompt(use.name)).usage.add(use)
     ordered = sorted(prompts.values(), key=lambda p: (-p.usage.requests, p.name))
-    return page(request, "prompts.html", view=view, title="Prompts", prompts=ordered, range=tr, ranges=RANGES)
+    return page(
+        request,
+        "prompts.html",
+        view=view,
+        title="Prompts",
+        prompts=ordered,
+        managed=managed,
+        range=tr,
+        ranges=RANGES,
+    )
 
 
 def version_text(version: PromptVersion) -> str:
@@ -111,6 +126,7 @@ def prompt_page(name: str, request: Request, view: ViewDep) -> Response:
     with request.app.state.db.read() as conn:
         versions = prompt_versions(conn, view.project_id, name)
         uses = prompt_usage(conn, view.project_id, tr.from_us, tr.to_us, view.environment, name)
+        managed = [p for p in prompt_history(conn, view.project_id, name) if p.version is not None]
     if not versions and not uses:
         raise NotFound(f"no template named {name!r} in this project")
     per_version: dict[str | None, Usage] = defaultdict(Usage)
@@ -142,6 +158,8 @@ def prompt_page(name: str, request: Request, view: ViewDep) -> Response:
         old_version=old_v,
         new_version=new_v,
         diff=lines,
+        managed=managed,
+        labels=sorted({label for p in managed for label in p.labels}),
         range=tr,
         ranges=RANGES,
     )

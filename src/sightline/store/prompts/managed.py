@@ -80,6 +80,13 @@ class Prompt:
         body["messages"] = self.chat(args)
         return body
 
+    def recorded_template(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The generation's ``template`` for a call made from this version with ``args``: its name, its
+        template (not the rendered text, so ingest finds this version's hash) and the arguments (for
+        the gateway: ``Context(template=...)``)."""
+        kind = {"chat": self.messages} if self.messages is not None else {"text": self.text}
+        return {"name": self.name, **kind, "params": dict(args)}
+
     def wire(self) -> dict[str, Any]:
         """As the API answers it."""
         return {
