@@ -159,3 +159,25 @@ async def test_a_dashboard_session_uses_the_api_with_its_csrf_token_and_writes_a
     with api.db.read() as conn:
         [move] = audit_entries(conn, 1, action="prompt.label")
     assert (move.actor_kind, move.actor_name) == ("user", "ada")
+
+
+async def test_hostile_names_versions_and_labels_are_4xx_on_both_databases(api: Api) -> None:
+    await _save(api, name="greet", template="Hi {x}")
+    for path, params in (
+        ("/api/prompts/a%00b", {}),
+        ("/api/prompts/a%00b/versions", {}),
+        ("/api/prompts/greet", {"version": "²"}),
+        ("/api/prompts/greet", {"version": "1\x00"}),
+        ("/api/prompts/greet", {"label": "prod\x00"}),
+        ("/api/prompts/" + "n" * 300, {}),
+    ):
+        r = await api.http.get(path, params=params)
+        assert 400 <= r.status_code < 500, (path, params, r.status_code)
+    for body in ({"label": "prod", "version": "²"}, {"label": "prod\x00", "version": 1}):
+        r = await api.http.post("/api/prompts/greet/labels", json=body)
+        assert r.status_code == 400, (body, r.text)
+    r = await api.http.post("/api/prompts/a%00b/labels", json={"label": "prod", "version": 1})
+    assert r.status_code == 404, r.text
+    raw = b'{"name": "ok", "template": "a\\ud800b"}'  # a lone surrogate, escaped as JSON allows
+    r = await api.http.post("/api/prompts", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text

@@ -65,7 +65,7 @@ def _int(form: FormData, name: str, field: str) -> int | None:
     raw = _field(form, name)
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         raise InvalidInput(f"parameters.{field}: expected a positive whole number", field=field)
     return int(raw)
 
@@ -210,7 +210,7 @@ def _get(request: Request, view: View, name: str, version: str | None) -> Prompt
 
 def _version_param(request: Request) -> str | None:
     value = request.query_params.get("version") or None
-    if value is not None and (len(value) > 64 or not value.isalnum()):
+    if value is not None and (len(value) > 64 or not value.isascii() or not value.isalnum()):
         raise InvalidInput("version: a version number or a template version", field="version")
     return value
 
@@ -234,7 +234,7 @@ async def move_label(name: str, request: Request, view: AdminDep, form: FormDep)
     try:
         label = check_label(_field(form, "label"))
         raw = _field(form, "version")
-        if not raw.isdigit() or len(raw) > 9:
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
             raise InvalidInput("version: choose a version", field="version")
         op = MoveLabel(view.project_id, name, label, int(raw), _actor(request, view))
         previous = await request.app.state.db.writer.write(op)
@@ -271,7 +271,7 @@ def _caller(view: View) -> Caller:
 @router.post("/prompts/{name}/_run", include_in_schema=False)
 async def run_prompt(name: str, request: Request, view: ViewDep, form: FormDep) -> Response:
     version = _field(form, "version")
-    prompt = _get(request, view, name, version if version.isalnum() else None)
+    prompt = _get(request, view, name, version if version.isascii() and version.isalnum() else None)
     args = {arg: str(form.get(f"arg_{arg}") or "") for arg in prompt.args}
     model = _field(form, "model") or prompt.model or ""
     shown: dict[str, Any] = {"args": args, "model": model}

@@ -122,6 +122,8 @@ def diff(old: str, new: str) -> list[DiffLine]:
 
 @router.get("/prompts/{name:path}", include_in_schema=False)
 def prompt_page(name: str, request: Request, view: ViewDep) -> Response:
+    if "\x00" in name or len(name) > 200:  # no template has it (and PostgreSQL refuses a NUL)
+        raise NotFound(f"no template named {name[:200]!r} in this project")
     tr = _range(request)
     with request.app.state.db.read() as conn:
         versions = prompt_versions(conn, view.project_id, name)

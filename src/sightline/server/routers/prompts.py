@@ -89,7 +89,7 @@ def _read(request: Request, query: Callable[..., T], *args: Any, **kwargs: Any) 
 def _version(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > 64 or not value.isalnum():
+    if len(value) > 64 or not value.isascii() or not value.isalnum():
         raise InvalidInput("version: a version number or a template version (hex)", field="version")
     return value
 
@@ -119,7 +119,7 @@ async def versions(name: str, request: Request) -> JSON:
 
 
 def _number(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit() and len(value) < 10:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
         raise InvalidInput("version: expected a version number (1, 2, ...)", field="version")

@@ -90,7 +90,13 @@ def check_parameters(value: Any) -> dict[str, Any]:
         raise InvalidInput("parameters: expected an object", field="parameters")
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not key or len(key) > 64 or not key.replace("_", "a").isalnum():
+        if (
+            not isinstance(key, str)
+            or not key
+            or len(key) > 64
+            or not key.isascii()
+            or not key.replace("_", "a").isalnum()
+        ):
             raise InvalidInput(f"parameters: {str(key)[:64]!r} is not a parameter name", field="parameters")
         if item is None:
             continue

@@ -160,6 +160,10 @@ def _recorded(row: Any) -> Prompt:
     )
 
 
+def _plain(text: str, limit: int) -> bool:
+    return isinstance(text, str) and 0 < len(text) <= limit and "\x00" not in text
+
+
 def get_prompt(
     conn: Connection,
     project_id: int,
@@ -173,6 +177,8 @@ def get_prompt(
     ``label``: the version it points at. ``version``: a number (``3`` or ``"3"``) or a content hash.
     Neither: the latest managed version, else the latest recorded one.
     """
+    if not _plain(name, 200) or (label is not None and not _plain(label, 64)):
+        return None  # no prompt has it, and PostgreSQL refuses a NUL in a parameter
     base = select(m).where(m.c.project_id == project_id, m.c.name == name)
     if label is not None:
         number = conn.scalar(
@@ -183,6 +189,8 @@ def get_prompt(
         row = conn.execute(base.where(m.c.version == number)).first()
     elif version is not None and not isinstance(version, bool):
         text = str(version)
+        if not (text.isascii() and text.isalnum() and len(text) <= 64):
+            return None
         if text.isdigit():
             row = conn.execute(base.where(m.c.version == int(text))).first() if len(text) < 10 else None
             if row is None:
@@ -216,6 +224,8 @@ def prompt_names(conn: Connection, project_id: int) -> set[str]:
 def prompt_history(conn: Connection, project_id: int, name: str) -> list[Prompt]:
     """Every version of ``name``, newest first: the managed ones (by number), then the contents only
     recorded that no managed version has (newest first)."""
+    if not _plain(name, 200):
+        return []
     labels = _labels(conn, project_id, name)
     managed = [
         _managed(r, labels)

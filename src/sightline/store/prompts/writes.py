@@ -131,6 +131,8 @@ class MoveLabel:
 
     def apply(self, conn: Connection) -> int | None:
         m, lb = t.managed_prompts, t.prompt_labels
+        if "\x00" in self.name or len(self.name) > 200:  # PostgreSQL refuses a NUL in a parameter
+            raise NotFound(f"name: no managed prompt named {self.name[:200]!r} in this project", field="name")
         exists = conn.scalar(
             select(m.c.version).where(
                 m.c.project_id == self.project_id, m.c.name == self.name, m.c.version == self.version
