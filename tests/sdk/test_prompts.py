@@ -205,3 +205,19 @@ def test_the_async_client_fetches_the_same_prompts(live: Server, fake_openai: Fa
 
     assert asyncio.run(main())
     assert fake_openai.requests()[-1]["body"]["messages"] == [{"role": "user", "content": "Hi 1"}]
+
+
+def test_a_template_only_recorded_is_fetched_as_a_version_too(live: Server, fake_openai: FakeOpenAI) -> None:
+    client = _client(live, fake_openai)
+    template = [{"role": "user", "content": "An emoji for {sport}"}]
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=sightline.TemplateChat(template, {"sport": "golf"}),
+        sightline=sightline.CallParams(prompt_template_name="sdk_recorded"),
+    )
+    assert sightline.flush(10)
+    recorded = client.prompts.get("sdk_recorded")
+    assert (recorded.version, recorded.chat, recorded.args) == (None, template, ["sport"])
+    assert list(recorded.messages(sport="tennis")) == [{"role": "user", "content": "An emoji for tennis"}]
+    with pytest.raises(sightline.InvalidParams, match="sport"):
+        recorded.messages()

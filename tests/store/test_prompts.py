@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, inspect
 
 from sightline.errors import Conflict, InvalidInput, NotFound
 from sightline.store import Database
 from sightline.store import tables as t
 from sightline.store.access.audit import Actor, audit_entries
+from sightline.store.engine.migrate import alembic_config
 from sightline.store.prompts import (
     MoveLabel,
     SavePrompt,
@@ -49,6 +51,18 @@ def test_the_migrated_tables_are_the_tables_the_code_defines(database_url: str) 
         differences = compare_metadata(context, t.metadata)
     ops = [op for diff in differences for op in (diff if isinstance(diff, list) else [diff])]
     assert [op for op in ops if any(name in str(op) for name in MINE)] == []
+    engine.dispose()
+
+
+def test_migration_0008_goes_down_and_up_again(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    for revision, down in (("head", False), ("0007", True), ("head", False)):
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+        assert set(inspect(engine).get_table_names()) >= MINE or revision == "0007"
+        assert not MINE & set(inspect(engine).get_table_names()) or revision != "0007"
     engine.dispose()
 
 

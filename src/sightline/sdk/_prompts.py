@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,8 @@ from sightline.sdk._templates import TemplateChat, TemplateInfo, TemplateText
 
 __all__ = ["AsyncPrompts", "Prompt", "PromptChat", "PromptText", "Prompts"]
 
+T = TypeVar("T")
+R = TypeVar("R")
 _RETRY_CAP = 5.0  # seconds between fetches of a stale prompt while the server does not answer
 _now = time.monotonic
 
@@ -126,7 +128,7 @@ class Prompt:
                 f"prompt {self.name!r} is chat messages: use .messages(**args)", field="template"
             )
         self._check(args)
-        return PromptText(templating.render_text(self.template, args), self._info(args))
+        return PromptText(_filled(templating.render_text, self.template, args), self._info(args))
 
     def messages(self, **args: Any) -> PromptChat:
         """The messages to send, filled with ``args``: a chat prompt's, or a text prompt as one user
@@ -134,9 +136,9 @@ class Prompt:
         self._check(args)
         if self.chat is None:
             assert self.template is not None
-            rendered = [{"role": "user", "content": templating.render_text(self.template, args)}]
+            rendered = [{"role": "user", "content": _filled(templating.render_text, self.template, args)}]
         else:
-            rendered = templating.render_chat(self.chat, args)
+            rendered = _filled(templating.render_chat, self.chat, args)
         return PromptChat(rendered, self._info(args))
 
     def request(self, **args: Any) -> dict[str, Any]:
@@ -148,6 +150,15 @@ class Prompt:
             kwargs["model"] = self.model
         kwargs["messages"] = self.messages(**args)
         return kwargs
+
+
+def _filled(render: Callable[[T, dict[str, Any]], R], template: T, args: dict[str, Any]) -> R:
+    # A template only recorded was never checked like a managed one: its rendering errors are the
+    # same InvalidParams as a managed prompt's.
+    try:
+        return render(template, args)
+    except templating.TemplateError as exc:
+        raise InvalidParams(exc.message, field=exc.field) from None
 
 
 class _Entry:
