@@ -221,3 +221,22 @@ def test_bad_drafts_name_the_field(body: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         parse_draft(body)
     assert refused.value.field == field, refused.value.message
+
+
+def test_two_servers_saving_one_name_at_once_get_distinct_versions(database_url: str) -> None:
+    # Two Database objects: two writers, as two server processes on one PostgreSQL database have.
+    first, second = Database(database_url), Database(database_url)
+    first.start()
+    second.start()
+    try:
+        futures = [
+            (first if i % 2 else second).writer.submit(
+                SavePrompt(1, parse_draft({"name": "busy", "template": f"take {i} {{x}}"}), KEY)
+            )
+            for i in range(12)
+        ]
+        versions = sorted(f.result(30).version for f in futures)
+    finally:
+        first.close()
+        second.close()
+    assert versions == list(range(1, 13))
