@@ -157,6 +157,12 @@ class Writer(QueuedWriter):
 
     def __init__(self, engine: Engine, *, max_batch: int = 5000) -> None:
         self._engine = engine
+        # SQLite's driver begins a transaction only at the first INSERT/UPDATE, so what an operation
+        # read before it (the next version number of a prompt, the ids already stored) was read outside
+        # it, and another process's writer could commit in between. BEGIN IMMEDIATE takes the write lock
+        # first: every operation's reads and writes are one serialised transaction, as on PostgreSQL
+        # (where insert_ignore's RETURNING covers the READ COMMITTED race).
+        self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else None
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -219,6 +225,8 @@ class Writer(QueuedWriter):
         """
         try:
             with self._engine.begin() as conn:
+                if self._begin:
+                    conn.exec_driver_sql(self._begin)
                 results = [result for op, parts in _merged(batch) for result in _split(op.apply(conn), parts)]
         except Exception as error:
             if len(batch) == 1:
