@@ -74,7 +74,10 @@ def utc(value: datetime) -> datetime:
     """The same instant as an aware UTC datetime (naive values are taken as UTC)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:01+20:00 is before year 1 in UTC (a ValueError is a 4xx)
+        raise ValueError("the instant in UTC is outside years 1-9999") from None
 
 
 def _now() -> datetime:

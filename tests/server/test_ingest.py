@@ -442,6 +442,21 @@ async def test_an_item_of_no_known_type_is_refused_alone(api: Api, kind: Any) ->
     assert second["status"] == 201
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:01+20:00", "9999-12-31T23:59:59-20:00"])
+async def test_a_timestamp_outside_years_1_to_9999_in_utc_is_refused_alone(api: Api, when: str) -> None:
+    # Found by schemathesis: the instant is valid where it was written but not in UTC (was a 500).
+    good = generation()
+    batch = [
+        {"type": "generation", "body": generation(timestamp=when, runId="r0")},
+        {"type": "generation", "body": good},
+    ]
+    r = await api.http.post("/api/ingest", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["status"] == 400 and first["error"]["field"] == "timestamp", first
+    assert second["status"] == 201
+
+
 async def test_a_request_over_the_item_limit_is_413_naming_it(database_url: str) -> None:
     async with app_with(database_url, max_ingest_items=3) as api:
         batch = [{"type": "generation", "body": generation()} for _ in range(4)]
