@@ -457,6 +457,18 @@ async def test_a_timestamp_outside_years_1_to_9999_in_utc_is_refused_alone(api: 
     assert second["status"] == 201
 
 
+async def test_a_template_holding_an_integer_past_64_bits_is_refused_alone(api: Api) -> None:
+    # Found by schemathesis: the template's content could not be written as JSON for its version (a 500).
+    chat = [{"role": "user", "content": "hi", "extra": {"n": 2**70}}]
+    bad = generation(template={"name": "t", "chat": chat})
+    batch = [{"type": "generation", "body": bad}, {"type": "generation", "body": generation()}]
+    r = await api.http.post("/api/ingest", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["status"] == 400 and first["error"]["field"] == "template", first
+    assert second["status"] == 201
+
+
 async def test_a_request_over_the_item_limit_is_413_naming_it(database_url: str) -> None:
     async with app_with(database_url, max_ingest_items=3) as api:
         batch = [{"type": "generation", "body": generation()} for _ in range(4)]

@@ -143,11 +143,14 @@ def generation_rows(gen: Generation, scope: Scope) -> tuple[list[Any], tuple[Any
     if template is not None:
         name, version = template.get("name"), template.get("version")
         if template.get("chat") is not None or template.get("text") is not None:
-            content = no_nul(
-                orjson.dumps(
-                    {k: template[k] for k in ("chat", "text") if template.get(k) is not None}
-                ).decode()
-            )
+            try:
+                content = no_nul(
+                    orjson.dumps(
+                        {k: template[k] for k in ("chat", "text") if template.get(k) is not None}
+                    ).decode()
+                )
+            except orjson.JSONEncodeError:  # the only thing JSON parsed from a request can hold
+                raise InvalidInput("template: holds an integer past 64 bits", field="template") from None
             # The version is the content's hash, whoever computed it: one a client sent (an older
             # SDK's, say) is replaced, so the same template is one version however it was recorded.
             version = template["version"] = template_version(content)
