@@ -469,6 +469,15 @@ async def test_a_template_holding_an_integer_past_64_bits_is_refused_alone(api: 
     assert second["status"] == 201
 
 
+async def test_a_run_step_holding_an_integer_past_64_bits_is_stored(api: Api) -> None:
+    # Found by schemathesis: the run's JSON could not be written (a 500); it is free-form content.
+    run = {"id": "big-step", "steps": [{"name": "count", "outputs": {"n": 2**70}}]}
+    r = await api.http.post("/api/ingest", json={"batch": [{"type": "run", "body": run}]})
+    assert r.status_code == 200 and r.json()["results"][0]["status"] in (200, 201), r.text
+    got = (await api.http.get("/api/runs/big-step")).json()
+    assert got["steps"][0]["outputs"]["n"] == float(2**70)
+
+
 async def test_a_request_over_the_item_limit_is_413_naming_it(database_url: str) -> None:
     async with app_with(database_url, max_ingest_items=3) as api:
         batch = [{"type": "generation", "body": generation()} for _ in range(4)]

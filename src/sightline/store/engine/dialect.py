@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import operator
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,12 @@ Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 
 def json_text(value: Any) -> str:
     """The JSON text of a value for a JSON column: the engine's serializer, and how dict rows bind here."""
-    return no_nul(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
+    try:
+        return no_nul(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
+    except orjson.JSONEncodeError:
+        # An integer past 64 bits in free-form content a client sent (a run step's inputs): the standard
+        # library writes it (read back, it is a float, as in a generation's record).
+        return no_nul(json.dumps(value, separators=(",", ":"), default=str))
 
 
 def no_nul(text: str) -> str:
