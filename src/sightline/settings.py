@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         description="How long a process trusts a looked-up API key or refuses an unknown one",
     )
     functions_dir: Path | None = Field(default=None, description="Folder of custom_*.py pipeline functions")
+    pipeline_max_depth: int = Field(default=16, ge=1, le=32, description="Most nested calls in a pipeline")
+    pipeline_max_calls: int = Field(default=100, ge=1, le=10_000, description="Most calls one pipeline makes")
+    pipeline_function_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds one custom function may run (its worker is then killed)",
+    )
+    pipeline_timeout: float = Field(
+        default=120.0, gt=0, le=86_400, description="Seconds one pipeline run may take"
+    )
     log_level: str = Field(default="info", description="Log level of `serve`")
     jobs_in_serve: bool = Field(
         default=True, description="Whether each `serve` process also runs background jobs (else: `worker`)"

@@ -260,9 +260,11 @@ def restore(file: Path, database_url: str | None) -> None:
 
 
 def _register_groups() -> None:
+    from .functions import functions
     from .providers import provider
     from .worker import worker
 
+    cli.add_command(functions)
     cli.add_command(provider)
     cli.add_command(worker)
 

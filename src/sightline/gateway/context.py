@@ -55,6 +55,8 @@ class Context:
     # when it renders one (never from a header), so the call carries the prompt's version, not a hash
     # of the rendered messages.
     template: dict[str, Any] | None = None
+    # The call's place in its run (a pipeline's step), set by the server, never from a header.
+    step_index: int | None = None
 
 
 EMPTY = Context()

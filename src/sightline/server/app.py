@@ -17,6 +17,7 @@ from .. import __version__, gc_tuning
 from ..gateway import Gateway, KeyLookup
 from ..gateway.caching.cache import PURGE_KIND, purge_expired
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
+from ..pipelines.sandbox import Sandbox
 from ..settings import Settings
 from ..store import Database, migrate
 from .dashboard import install as install_dashboard
@@ -94,6 +95,7 @@ def create_app(
         finally:
             await runner.stop()  # jobs still running are given back for another process
             await gateway.aclose()  # hands its last records to the writer before it stops
+            sandbox.close()
             db.close()
 
     app = FastAPI(
@@ -116,6 +118,7 @@ def create_app(
         app.include_router(module.router)
     install_dashboard(app)
     gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
+    sandbox = app.state.sandbox = Sandbox()  # custom pipeline functions' worker processes, started on use
     app.include_router(aieye.router)
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]

@@ -104,6 +104,8 @@ def generation_body(call: Call) -> dict[str, Any]:
         body["template"] = template
     if call.context.run_id is not None:
         body["runId"] = call.context.run_id
+    if call.context.step_index is not None:
+        body["stepIndex"] = call.context.step_index
     if call.context.chat_id is not None:
         body["chatId"] = call.context.chat_id
     return body

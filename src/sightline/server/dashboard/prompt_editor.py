@@ -30,7 +30,7 @@ from .context import AdminDep, FormDep, View, ViewDep
 from .render import page, redirect, url_with
 from .session import load_session
 
-__all__ = ["router"]
+__all__ = ["dashboard_caller", "router"]
 
 router = APIRouter()
 
@@ -257,7 +257,7 @@ def run_form(name: str, request: Request, view: ViewDep) -> Response:
     return _run_page(request, view, prompt, args={}, model=prompt.model or "")
 
 
-def _caller(view: View) -> Caller:
+def dashboard_caller(view: View) -> Caller:
     """The gateway's caller for a dashboard user: the project and environment they look at (the
     gateway needs a scope; this user has no API key of their own)."""
     project = view.project or {}
@@ -288,7 +288,7 @@ async def run_prompt(name: str, request: Request, view: ViewDep, form: FormDep) 
     context = Context(template=prompt.recorded_template(args))
     try:
         answer = await gateway.model_call(
-            _caller(view), "chat/completions", body, context, forward={}, default_cache="use"
+            dashboard_caller(view), "chat/completions", body, context, forward={}, default_cache="use"
         )
     except SightlineError as exc:
         return _run_page(request, view, prompt, error=exc.message, status_code=exc.status_code, **shown)

@@ -29,7 +29,7 @@ from .generations import (
     sequences,
 )
 from .jobs import JOB_STATES, jobs
-from .pipelines import functions
+from .pipelines import functions, pipelines
 from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_versions
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
@@ -44,6 +44,7 @@ __all__ = [
     "environments",
     "feedback",
     "functions",
+    "pipelines",
     "gateway_cache",
     "gateway_settings",
     "generation_metadata",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, Table, Text, UniqueConstraint
 
 from .base import Json, ShortText, metadata
 
@@ -18,4 +18,20 @@ functions = Table(
     Column("signature", Json, nullable=False),
     Column("doc", Text, nullable=True),
     Column("registered_us", BigInteger, nullable=False),
+)
+
+# Named pipelines of a project: an expression over prompts and functions, and its arguments (free names).
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", ShortText, nullable=False),
+    Column("expression", Text, nullable=False),
+    Column("args", Json, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("updated_by", ShortText, nullable=True),
+    UniqueConstraint("project_id", "name"),
 )

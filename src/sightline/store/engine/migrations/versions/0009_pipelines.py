@@ -28,7 +28,27 @@ def upgrade() -> None:
         sa.Column("registered_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_functions")),
     )
+    op.create_table(
+        "pipelines",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("expression", sa.Text(), nullable=False),
+        sa.Column(
+            "args", sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("created_us", sa.BigInteger(), nullable=False),
+        sa.Column("updated_us", sa.BigInteger(), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name=op.f("fk_pipelines_project_id_projects")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pipelines")),
+        sa.UniqueConstraint("project_id", "name", name=op.f("uq_pipelines_project_id_name")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("pipelines")
     op.drop_table("functions")
