@@ -153,7 +153,9 @@ async def pipeline_call_slash(request: Request) -> JSON:
 
 @router.post("/api/pipelines", status_code=201, summary="Save a pipeline (replaces that name's expression)")
 async def save(request: Request) -> JSON:
-    caller, actor, _ = await _caller(request)
+    caller, actor, view = await _caller(request)
+    if view is not None and not view.is_admin:
+        raise PermissionDenied("saving pipelines from a dashboard session is for admins (or use an API key)")
     state = request.app.state
     body = await read_json(request)
     try:

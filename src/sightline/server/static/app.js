@@ -52,6 +52,45 @@
     });
   });
 
+  // A pipeline's expression is checked as it is typed: its arguments, or where it is wrong.
+  document.querySelectorAll("textarea[data-validate]").forEach(function (area) {
+    var form = area.closest("form");
+    var csrf = form && form.querySelector("input[name=csrf]");
+    var out = document.getElementById(area.getAttribute("aria-describedby"));
+    if (!csrf || !out || !window.fetch) { return; }
+    var timer = null, asked = 0;
+    function show(kind, text) {
+      out.textContent = text;
+      out.className = "small expression-check " + (kind === "ok" ? "check-ok" : "test-error");
+    }
+    function check() {
+      var text = area.value;
+      if (!text.trim()) { out.textContent = ""; return; }
+      var mine = ++asked;
+      fetch(area.getAttribute("data-validate"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf.value},
+        body: JSON.stringify({expression: text})
+      }).then(function (response) {
+        return response.json().then(function (body) { return [response.ok, body]; });
+      }).then(function (answer) {
+        if (mine !== asked) { return; }
+        if (answer[0]) {
+          var args = answer[1].args || [];
+          show("ok", "Valid. Arguments: " + (args.length ? args.join(", ") : "none"));
+        } else {
+          show("error", (answer[1].error && answer[1].error.message) || "not valid");
+        }
+      }).catch(function () { /* offline: the form is checked again when saved */ });
+    }
+    area.addEventListener("input", function () {
+      if (timer) { clearTimeout(timer); }
+      timer = setTimeout(check, 250);
+    });
+    if (area.value.trim()) { check(); }
+  });
+
   // Code blocks with a known language get colours when highlight.js is installed.
   if (window.hljs) {
     document.querySelectorAll("pre.code code[class*='language-']").forEach(function (block) {

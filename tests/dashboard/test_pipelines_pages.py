@@ -1,0 +1,163 @@
+"""Functions and pipelines in the dashboard, in Chromium, against a real ``sightline serve`` whose gateway
+forwards to the local fake provider: sync with its message and "Refresh page" link, a pipeline saved with
+live validation, executed from its form with the result and a link to its run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import sightline_command, start_server, stop_server
+from tests.dashboard.conftest import PASSWORDS, _screenshot_on_failure, login
+from tests.fake_openai import FakeOpenAI
+
+
+@dataclass
+class PipelineServer:
+    url: str
+    key: str
+    functions: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineServer]:
+    tmp = tmp_path_factory.mktemp("pipeline-pages")
+    functions = tmp / "functions"
+    functions.mkdir()
+    database_url = f"sqlite:///{tmp / 'server.db'}"
+    env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [*sightline_command(), *args], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        return done.stdout.strip()
+
+    key = cli("token", "create", "--project", "demo", "--environment", "dev").splitlines()[-1]
+    cli("create-admin", "--username", "admin", "--password", PASSWORDS["admin"])
+    cli("create-admin", "--username", "member", "--password", PASSWORDS["member"], "--role", "member")
+    upstream = FakeOpenAI()
+    process, url = start_server(
+        database_url,
+        tmp / "server.log",
+        env={
+            "SIGHTLINE_UPSTREAM_URL": upstream.base_url,
+            "SIGHTLINE_UPSTREAM_API_KEY": "sk-upstream",
+            "SIGHTLINE_FUNCTIONS_DIR": str(functions),
+        },
+    )
+    try:
+        yield PipelineServer(url, key, functions)
+    finally:
+        stop_server(process)
+        upstream.close()
+
+
+@pytest.fixture
+def page(browser: Browser, pipeline_server: PipelineServer, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(base_url=pipeline_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
+    )
+    yield page
+    _screenshot_on_failure(request, page)
+    context.close()
+    assert errors == [], f"errors in the browser console: {errors}"
+
+
+def test_sync_shows_its_counts_and_a_refresh_link_when_something_changed(
+    page: Page, pipeline_server: PipelineServer
+) -> None:
+    login(page)
+    page.goto("/functions")
+    expect(page.get_by_text("No functions registered yet.")).to_be_visible()
+    page.get_by_role("button", name="Sync").click()
+    result = page.locator(".sync-result")
+    expect(result).to_contain_text(re.compile(r"\d+ added, 0 deleted"))
+    expect(result.get_by_role("link", name="Refresh page")).to_be_visible()
+    expect(page.get_by_role("table", name="Functions")).to_contain_text(
+        "builtin_concat(a: str, b: str) → str"
+    )
+    # Nothing changed: the message, no link.
+    page.get_by_role("button", name="Sync").click()
+    expect(page.locator(".sync-result")).to_contain_text("0 added, 0 deleted")
+    expect(page.locator(".sync-result").get_by_role("link")).to_have_count(0)
+    # A new file and a broken one: one added, the broken one listed with its error.
+    (pipeline_server.functions / "custom_words.py").write_text(
+        'def reverse_words(text: str) -> str:\n    """The words in reverse order."""\n'
+        '    return " ".join(reversed(text.split()))\n'
+    )
+    (pipeline_server.functions / "custom_broken.py").write_text("1 / 0\n")
+    page.get_by_role("button", name="Sync").click()
+    expect(page.locator(".sync-result")).to_contain_text("1 added, 0 deleted")
+    expect(page.get_by_role("region", name="Not registered")).to_contain_text(
+        "custom_broken.py: ZeroDivisionError: division by zero (line 1)"
+    )
+    page.locator(".sync-result").get_by_role("link", name="Refresh page").click()
+    expect(page.get_by_role("table", name="Functions")).to_contain_text("The words in reverse order.")
+    (pipeline_server.functions / "custom_broken.py").unlink()
+
+
+def test_a_pipeline_saved_with_live_validation_runs_from_its_form(
+    page: Page, pipeline_server: PipelineServer
+) -> None:
+    with pipeline_server.api() as api:
+        r = api.post(
+            "/api/prompts", json={"name": "prompt_a", "template": "About {a}", "model": "gpt-4o-mini"}
+        )
+        assert r.status_code == 201, r.text
+        api.post("/api/functions/sync")  # refused for a key: the page's sync (or the CLI) registers
+    login(page)
+    page.goto("/functions")
+    page.get_by_role("button", name="Sync").click()
+    page.goto("/pipelines")
+    page.get_by_label("Name").fill("shouted")
+    expression = page.get_by_label("Expression")
+    expression.fill("upper(prompt_a(a_arg)")
+    expect(page.locator("#expression-check")).to_contain_text("line 1, column")
+    expression.fill("upper(prompt_a(a_arg))")
+    expect(page.locator("#expression-check")).to_contain_text("Valid. Arguments: a_arg")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"/pipelines/\d+"))
+    page.get_by_label("Argument a_arg").fill("cats")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator(".pipeline-output")).to_have_text("FAKE REPLY TO: ABOUT CATS")
+    page.get_by_role("link", name="The run").click()
+    expect(page).to_have_url(re.compile(r"/runs/"))
+    expect(page.locator("main")).to_contain_text("upper")
+
+
+def test_a_refused_expression_is_shown_with_its_place_and_kept(page: Page) -> None:
+    login(page)
+    page.goto("/pipelines")
+    page.get_by_label("Name").fill("broken")
+    page.get_by_label("Expression").fill("x.y()")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("line 1, column 1")
+    expect(page.get_by_label("Expression")).to_have_value("x.y()")
+
+
+def test_a_member_runs_pipelines_but_neither_saves_nor_syncs(page: Page) -> None:
+    login(page, "member")
+    page.goto("/functions")
+    expect(page.get_by_role("button", name="Sync")).to_have_count(0)
+    page.goto("/pipelines")
+    expect(page.get_by_role("region", name="New pipeline")).to_have_count(0)
