@@ -412,6 +412,8 @@ class Run(Wire):
     status: Literal["running", "ok", "error"] = "running"
     error: Error | None = None
     steps: list[RunStep] | None = None
+    # What the run produced (a chain's result, a pipeline's answer): any JSON value.
+    output: Any = None
 
 
 class GenerationItem(Wire):

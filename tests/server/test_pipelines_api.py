@@ -123,6 +123,7 @@ def test_the_documents_pipeline_api_with_a_key_and_with_a_session(served: Served
         # The run: one step, the prompt's generation, recorded under the prompt's name and version.
         run = _run(http, answer["run_id"], steps=1)
         assert run["pipelineSlug"] == "my_pipeline" and run["status"] == "ok"
+        assert run["output"] == "Fake reply to: Hey abc"
         [step] = run["steps"]
         assert step["kind"] == "generation" and step["template"]["name"] == "prompt_buddy"
         assert step["template"]["params"] == {"buddy": "abc"}

@@ -284,6 +284,7 @@ async def call_pipeline(
         status="error" if failure else "ok",
         error=Error(type=failure[0], message=failure[1][:2000]) if failure else None,
         steps=sorted(execution.steps, key=lambda s: s.step_index or 0),
+        output=None if failure else output,
     )
     await db.writer.write(UpsertRun(caller.key.scope, run))
     if failure is not None:

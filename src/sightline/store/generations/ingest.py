@@ -294,7 +294,7 @@ def _merge_run(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
     merged["started_us"] = min(old["started_us"], new["started_us"])
     body = dict(old["body"])
     body["metadata"] = {**(old["body"].get("metadata") or {}), **(new["body"].get("metadata") or {})}
-    for key in ("steps", "error"):
+    for key in ("steps", "error", "output"):
         if key in new["body"]:
             body[key] = new["body"][key]
     merged["body"] = body

@@ -263,5 +263,5 @@ def run_row(run: Run, scope: Scope) -> dict[str, Any]:
         "status": run.status,
         "started_us": to_us(run.started_at),
         "ended_us": to_us(run.ended_at) if run.ended_at else None,
-        "body": {k: body[k] for k in ("metadata", "steps", "error") if k in body},
+        "body": {k: body[k] for k in ("metadata", "steps", "error", "output") if k in body},
     }

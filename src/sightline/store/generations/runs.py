@@ -33,6 +33,8 @@ def _run_wire(row: Mapping[Any, Any], step_count: int | None = None) -> dict[str
     }
     if "error" in body:
         run["error"] = body["error"]
+    if "output" in body:
+        run["output"] = body["output"]
     if row["ended_us"] is not None:
         run["duration"] = (row["ended_us"] - row["started_us"]) / 1000
     if step_count is not None:
