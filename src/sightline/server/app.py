@@ -112,6 +112,7 @@ def create_app(
     runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings), settings)
     install_error_handlers(app)
     app.router.routes.extend(ingest.routes)
+    app.router.routes.extend(libretto.routes)  # its events come one per model call: a plain route
     for module in (health, generations, feedback, runs, export, jobs, prompts, pipelines):
         app.include_router(module.router)
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
