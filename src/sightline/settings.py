@@ -122,6 +122,9 @@ class Settings(BaseSettings):
         description="How long a process trusts a looked-up API key or refuses an unknown one",
     )
     functions_dir: Path | None = Field(default=None, description="Folder of custom_*.py pipeline functions")
+    otlp_max_spans: int = Field(
+        default=10_000, gt=0, le=1_000_000, description="Most spans one OTLP export may hold (413 beyond)"
+    )
     pipeline_max_depth: int = Field(default=16, ge=1, le=32, description="Most nested calls in a pipeline")
     pipeline_max_calls: int = Field(default=100, ge=1, le=10_000, description="Most calls one pipeline makes")
     pipeline_function_timeout: float = Field(
