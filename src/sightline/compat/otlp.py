@@ -168,6 +168,16 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _serialized(value: Any) -> Any:
+    """A value gentrace wrote as JSON text (any JSON: ``"text"`` too), decoded; else as it is."""
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
 def _number(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -396,9 +406,9 @@ def _step(span: Any, attrs: dict[str, Any], events: list[tuple[str, dict[str, An
     outputs: Any = _json(attrs.get("output.value"))
     for name, event_attrs in events:
         if name == "gentrace.fn.args":
-            inputs = _json(event_attrs.get("args", event_attrs))
+            inputs = _serialized(event_attrs.get("args", event_attrs))
         elif name == "gentrace.fn.output":
-            outputs = _json(event_attrs.get("output", event_attrs))
+            outputs = _serialized(event_attrs.get("output", event_attrs))
     body: dict[str, Any] = {
         "name": (span.name or "span")[:200],
         "stepIndex": index,
