@@ -209,14 +209,13 @@ def _screenshot_on_failure(request: pytest.FixtureRequest, page: Page) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-@pytest.fixture
-def page(browser: Browser, dashboard: Dashboard, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context (no cookies) at 1280×900; a screenshot is saved if the test fails."""
-    context = browser.new_context(base_url=dashboard.url, viewport={"width": 1280, "height": 900})
+def open_page(browser: Browser, base_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser context (no cookies) at 1280×900 on ``base_url``; a screenshot is saved if the
+    test fails. Script errors and anything the Content-Security-Policy refuses fail the test (a 4xx
+    answer that the test asked for is logged as "Failed to load resource": that one is expected)."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    # Script errors and anything the Content-Security-Policy refuses fail the test (a 4xx answer
-    # that the test asked for is logged as "Failed to load resource": that one is expected).
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
@@ -229,6 +228,12 @@ def page(browser: Browser, dashboard: Dashboard, request: pytest.FixtureRequest)
     _screenshot_on_failure(request, page)
     context.close()
     assert errors == [], f"errors in the browser console: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, dashboard: Dashboard, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the seeded dashboard (see :func:`open_page`)."""
+    yield from open_page(browser, dashboard.url, request)
 
 
 def login(page: Page, username: str = "admin") -> None:

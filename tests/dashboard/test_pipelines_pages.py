@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import sightline_command, start_server, stop_server
-from tests.dashboard.conftest import PASSWORDS, _screenshot_on_failure, login
+from tests.dashboard.conftest import PASSWORDS, login, open_page
 from tests.fake_openai import FakeOpenAI
 
 
@@ -66,21 +66,7 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
 
 @pytest.fixture
 def page(browser: Browser, pipeline_server: PipelineServer, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(base_url=pipeline_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
-        ),
-    )
-    yield page
-    _screenshot_on_failure(request, page)
-    context.close()
-    assert errors == [], f"errors in the browser console: {errors}"
+    yield from open_page(browser, pipeline_server.url, request)
 
 
 def test_sync_shows_its_counts_and_a_refresh_link_when_something_changed(
