@@ -1,4 +1,4 @@
-"""What the gentrace compatibility tests share: a real `sightline serve` and a fake provider per module."""
+"""What the compatibility tests share: a real `sightline serve` and a fake provider per module."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ServerProcess, sightline_command, start_server, stop_server
 from tests.fake_openai import FakeOpenAI, serve
 
-__all__ = ["get", "sightline", "upstream"]
+__all__ = ["get", "serve_sightline", "sightline", "upstream"]
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,9 @@ def upstream() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def sightline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One ``sightline serve`` (SQLite, its writer in a process of its own) with a key of project demo."""
-    home = tmp_path_factory.mktemp("gentrace-server")
+def serve_sightline(home: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """``sightline serve`` on a SQLite file under ``home`` (its writer in a process of its own), with a key
+    of project demo, and ``env`` (``SIGHTLINE_*`` settings) on top of this process's environment."""
     database_url = f"sqlite:///{home / 'server.db'}"
     made = subprocess.run(
         [*sightline_command(), "token", "create", "--project", "demo", "--environment", "dev"],
@@ -37,11 +36,17 @@ def sightline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
         timeout=60,
         check=True,
     )
-    process, url = start_server(database_url, Path(home / "server.log"))
+    process, url = start_server(database_url, Path(home / "server.log"), env=env)
     try:
         yield ServerProcess(url, database_url, made.stdout.strip(), process, home / "server.log")
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def sightline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``sightline serve`` per test module (see :func:`serve_sightline`)."""
+    yield from serve_sightline(tmp_path_factory.mktemp("compat-server"))
 
 
 def get(server: ServerProcess, path: str, **params: str) -> Any:

@@ -5,12 +5,9 @@ conventions (1.36 names and the current ones) by hand in OTLP/JSON, gzipped or n
 from __future__ import annotations
 
 import gzip
-import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,36 +21,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from tests.conftest import ServerProcess, sightline_command, start_server, stop_server
-from tests.fake_openai import FakeOpenAI, serve
+from tests.compat import gentrace_support
+from tests.conftest import ServerProcess
+from tests.fake_openai import FakeOpenAI
 
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with serve() as fake:
-        yield fake
+upstream = gentrace_support.upstream
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     home = tmp_path_factory.mktemp("otlp-server")
-    database_url = f"sqlite:///{home / 'server.db'}"
-    env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
-    made = subprocess.run(
-        [*sightline_command(), "token", "create", "--project", "demo", "--environment", "dev"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    process, url = start_server(
-        database_url, Path(home / "server.log"), env={"SIGHTLINE_OTLP_MAX_SPANS": "500"}
-    )
-    try:
-        yield ServerProcess(url, database_url, made.stdout.strip(), process, home / "server.log")
-    finally:
-        stop_server(process)
+    yield from gentrace_support.serve_sightline(home, {"SIGHTLINE_OTLP_MAX_SPANS": "500"})
 
 
 def _get(server: ServerProcess, path: str, **params: str) -> Any:
