@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
@@ -143,6 +144,44 @@ def seed(url: str, key: str, upstream: str) -> Seeded:
     if not sightline.flush(20):
         raise RuntimeError("the SDK could not deliver the seed data")
     return seeded
+
+
+@dataclass
+class UsersServer:
+    """A ``sightline serve`` with a key of project demo, an admin and a member (:data:`PASSWORDS`), whose
+    gateway forwards to a local fake provider."""
+
+    url: str
+    key: str
+    database_url: str
+    upstream: FakeOpenAI
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+
+
+def serve_with_users(tmp: Path, env: dict[str, str] | None = None) -> Iterator[UsersServer]:
+    """A :class:`UsersServer` on a SQLite file under ``tmp``, with ``env`` settings on top."""
+    database_url = f"sqlite:///{tmp / 'server.db'}"
+    cli_env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [*sightline_command(), *args], env=cli_env, capture_output=True, text=True, timeout=60, check=True
+        )
+        return done.stdout.strip()
+
+    key = cli("token", "create", "--project", "demo", "--environment", "dev").splitlines()[-1]
+    cli("create-admin", "--username", "admin", "--password", PASSWORDS["admin"])
+    cli("create-admin", "--username", "member", "--password", PASSWORDS["member"], "--role", "member")
+    upstream = FakeOpenAI()
+    upstream_env = {"SIGHTLINE_UPSTREAM_URL": upstream.base_url, "SIGHTLINE_UPSTREAM_API_KEY": "sk-upstream"}
+    process, url = start_server(database_url, tmp / "server.log", env={**upstream_env, **(env or {})})
+    try:
+        yield UsersServer(url, key, database_url, upstream)
+    finally:
+        stop_server(process)
+        upstream.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,7 @@ live validation, executed from its form with the result and a link to its run.""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +13,20 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import sightline_command, start_server, stop_server
-from tests.dashboard.conftest import PASSWORDS, login, open_page
-from tests.fake_openai import FakeOpenAI
+from tests.dashboard.conftest import UsersServer, login, open_page, serve_with_users
 
 
 @dataclass
 class PipelineServer:
-    url: str
-    key: str
+    server: UsersServer
     functions: Path
 
+    @property
+    def url(self) -> str:
+        return self.server.url
+
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+        return self.server.api()
 
 
 @pytest.fixture(scope="module")
@@ -35,33 +34,8 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeli
     tmp = tmp_path_factory.mktemp("pipeline-pages")
     functions = tmp / "functions"
     functions.mkdir()
-    database_url = f"sqlite:///{tmp / 'server.db'}"
-    env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
-
-    def cli(*args: str) -> str:
-        done = subprocess.run(
-            [*sightline_command(), *args], env=env, capture_output=True, text=True, timeout=60, check=True
-        )
-        return done.stdout.strip()
-
-    key = cli("token", "create", "--project", "demo", "--environment", "dev").splitlines()[-1]
-    cli("create-admin", "--username", "admin", "--password", PASSWORDS["admin"])
-    cli("create-admin", "--username", "member", "--password", PASSWORDS["member"], "--role", "member")
-    upstream = FakeOpenAI()
-    process, url = start_server(
-        database_url,
-        tmp / "server.log",
-        env={
-            "SIGHTLINE_UPSTREAM_URL": upstream.base_url,
-            "SIGHTLINE_UPSTREAM_API_KEY": "sk-upstream",
-            "SIGHTLINE_FUNCTIONS_DIR": str(functions),
-        },
-    )
-    try:
-        yield PipelineServer(url, key, functions)
-    finally:
-        stop_server(process)
-        upstream.close()
+    for server in serve_with_users(tmp, {"SIGHTLINE_FUNCTIONS_DIR": str(functions)}):
+        yield PipelineServer(server, functions)
 
 
 @pytest.fixture

@@ -4,54 +4,21 @@ label (admin), test-run with arguments (recorded under the prompt's version), an
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import sightline_command, start_server, stop_server
-from tests.dashboard.conftest import PASSWORDS, login, open_page
-from tests.fake_openai import FakeOpenAI
+from tests.dashboard.conftest import UsersServer, login, open_page, serve_with_users
 
-
-@dataclass
-class PromptServer:
-    url: str
-    key: str
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+PromptServer = UsersServer
 
 
 @pytest.fixture(scope="module")
 def prompt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromptServer]:
-    tmp = tmp_path_factory.mktemp("prompt-pages")
-    database_url = f"sqlite:///{tmp / 'server.db'}"
-    env = {**os.environ, "SIGHTLINE_DATABASE_URL": database_url}
-
-    def cli(*args: str) -> str:
-        done = subprocess.run(
-            [*sightline_command(), *args], env=env, capture_output=True, text=True, timeout=60, check=True
-        )
-        return done.stdout.strip()
-
-    key = cli("token", "create", "--project", "demo", "--environment", "dev").splitlines()[-1]
-    cli("create-admin", "--username", "admin", "--password", PASSWORDS["admin"])
-    cli("create-admin", "--username", "member", "--password", PASSWORDS["member"], "--role", "member")
-    upstream = FakeOpenAI()
-    upstream_env = {"SIGHTLINE_UPSTREAM_URL": upstream.base_url, "SIGHTLINE_UPSTREAM_API_KEY": "sk-upstream"}
-    process, url = start_server(database_url, tmp / "server.log", env=upstream_env)
-    try:
-        yield PromptServer(url, key)
-    finally:
-        stop_server(process)
-        upstream.close()
+    yield from serve_with_users(tmp_path_factory.mktemp("prompt-pages"))
 
 
 @pytest.fixture
