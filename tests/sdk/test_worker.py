@@ -77,7 +77,9 @@ def test_batches_by_count(cap: Capture, exporters: list[Exporter]) -> None:
         exporter.submit("run", _run(i))
     assert exporter.flush(5)
     sizes = [len(_body(r)["batch"]) for r in cap.requests]
-    assert sizes == [10, 10, 5]
+    # At most max_batch_items a batch; how the 25 split depends on when the exporter thread woke
+    # ([10, 10, 5] on a quiet machine, [10, 2, 10, 3] once on a busy one).
+    assert max(sizes) <= 10 and sum(sizes) == 25 and len(sizes) >= 3, sizes
     assert [b["id"] for b in cap.of("run")] == [f"run-{i}" for i in range(25)]
     assert exporter.stats().sent == 25
 

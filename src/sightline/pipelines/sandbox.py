@@ -19,6 +19,7 @@ from typing import Any
 from .loader import FunctionInfo, discover_custom, error_line, load_module, module_functions
 
 MAX_RESULT_BYTES = 10_000_000
+STARTUP_TIMEOUT = 60.0
 
 
 class FunctionFailed(Exception):
@@ -33,6 +34,7 @@ class FunctionTimeout(FunctionFailed):
 def _worker(conn: multiprocessing.connection.Connection) -> None:
     """A worker's loop: imports files it is asked about (cached by path and modification time)."""
     modules: dict[tuple[str, float], dict[str, Any]] = {}
+    conn.send_bytes(b"ready")  # imports done: a call's deadline starts from here, not from the spawn
     while True:
         try:
             request = conn.recv_bytes()
@@ -71,6 +73,11 @@ class _Worker:
         self.process = context.Process(target=_worker, args=(child,), name="sightline-functions", daemon=True)
         self.process.start()
         child.close()
+        # A fresh interpreter imports for a while (longer on a busy machine): wait for it apart from
+        # the deadline of the call it is started for.
+        if not self.conn.poll(STARTUP_TIMEOUT) or self.conn.recv_bytes() != b"ready":
+            self.kill()
+            raise FunctionFailed(f"the functions' worker process did not start within {STARTUP_TIMEOUT:g} s")
 
     def ask(self, request: bytes, timeout: float) -> Any:
         """Send ``request`` and wait at most ``timeout`` seconds (in a thread: this blocks)."""

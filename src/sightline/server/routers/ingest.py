@@ -34,7 +34,7 @@ from starlette.routing import Route
 from ...errors import InvalidInput, PayloadTooLarge, SightlineError
 from ...schema import Feedback, Generation, IngestBatch, Run
 from ...store.engine.writer import WriteOp
-from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
+from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRuns, prepare_generation
 from ...store.generations.records import Scope
 from ..auth import require_key
 from ..body import read_buffer, read_raw
@@ -171,6 +171,8 @@ def _operations(
 ) -> list[tuple[list[int], WriteOp]]:
     """The write operations of validated items (their generations in one); refusals go in ``results``."""
     gens, gen_indexes = [], []
+    runs: list[Run] = []
+    run_indexes: list[int] = []
     ops: list[tuple[list[int], WriteOp]] = []
     for i, kind, value in items:
         try:
@@ -181,7 +183,8 @@ def _operations(
                 gen_indexes.append(i)
                 results[i]["id"] = value.id
             elif isinstance(value, Run):
-                ops.append(([i], UpsertRun(scope, value)))
+                runs.append(value)
+                run_indexes.append(i)
                 results[i]["id"] = value.id
             else:
                 if value.generation_id is None:
@@ -191,6 +194,8 @@ def _operations(
         except SightlineError as exc:
             results[i].update(status=exc.status_code, error=_error(exc))
             metrics.ingest_items.labels(kind, "refused").inc()
+    if runs:  # before the feedback, as they came; read and written in one go
+        ops.insert(0, (run_indexes, UpsertRuns(scope, runs)))
     if gens:
         ops.insert(0, (gen_indexes, InsertGenerations(scope, gens)))
     return ops
@@ -208,9 +213,10 @@ async def _answers(sent: Sent, results: list[dict[str, Any]], metrics: Any) -> N
                 results[i]["status"] = 201 if created else 200
             metrics.ingested.inc(sum(outcome))
             metrics.ingest_items.labels("generation", "accepted").inc(len(indexes))
-        elif isinstance(op, UpsertRun):
-            results[indexes[0]]["status"] = 201 if outcome else 200
-            metrics.ingest_items.labels("run", "accepted").inc()
+        elif isinstance(op, UpsertRuns):
+            for i, created in zip(indexes, outcome, strict=True):
+                results[i]["status"] = 201 if created else 200
+            metrics.ingest_items.labels("run", "accepted").inc(len(indexes))
         else:
             results[indexes[0]]["status"] = 201 if outcome else 202
             metrics.ingest_items.labels("feedback", "accepted").inc()

@@ -30,6 +30,7 @@ from ...store.generations.ingest import (
     AddFeedback,
     InsertGenerations,
     UpsertRun,
+    UpsertRuns,
     prepare_generation,
 )
 from ...store.generations.records import Scope, feedback_row
@@ -74,8 +75,7 @@ class RecordEvents:
         )
 
     def apply(self, conn: Connection) -> list[bool]:
-        for chain in self.chains:
-            UpsertRun(self.scope, chain).apply(conn)
+        UpsertRuns(self.scope, self.chains).apply(conn)
         if self.waiting:
             fb, pid = t.feedback, self.scope.project_id
             moves = dict(self.waiting)

@@ -27,7 +27,7 @@ from ...errors import InvalidInput, SightlineError
 from ...gateway import KeyLookup
 from ...schema import Run, RunStep
 from ...store import tables as t
-from ...store.generations.ingest import InsertGenerations, UpsertRun, prepare_generation
+from ...store.generations.ingest import InsertGenerations, UpsertRuns, prepare_generation
 from ...store.generations.records import Scope
 from ..body import read_raw
 
@@ -86,6 +86,7 @@ class RecordTraces:
                 select(r.c.id, r.c.body).where(r.c.project_id == self.scope.project_id, r.c.id.in_(ids))
             )
         }
+        runs = []
         for run in self.runs:
             earlier = before.get(run.id)
             if earlier:
@@ -94,7 +95,8 @@ class RecordTraces:
                 merged = kept + [s.wire() for s in run.steps or []]
                 merged.sort(key=lambda s: (s.get("startedAt") or "", s.get("spanId") or ""))
                 run = run.model_copy(update={"steps": [RunStep.model_validate(s) for s in merged]})
-            UpsertRun(self.scope, run).apply(conn)
+            runs.append(run)
+        UpsertRuns(self.scope, runs).apply(conn)
         return len(self.insert.apply(conn)) if self.insert is not None else 0
 
 

@@ -9,11 +9,11 @@ A run owns its ``userId`` and metadata: they are copied onto every generation of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, select, update
 
 from ...errors import InvalidInput
 from ...schema import Feedback, Generation, Run
@@ -81,25 +81,38 @@ def _load_runs(conn: Connection, project_id: int, run_ids: Sequence[str]) -> dic
 
 def _propagate_run(conn: Connection, run: dict[str, Any]) -> None:
     """Copy a run's userId and metadata onto every generation of the run (and move its user totals)."""
+    _propagate_runs(conn, [run])
+
+
+_STEP_COLUMNS = ("id", "project_id", "environment", "ts_us", "user_id", "cost", "total_tokens", "run_id")
+
+
+def _propagate_runs(conn: Connection, runs: Sequence[dict[str, Any]]) -> None:
+    """:func:`_propagate_run` for several runs of one project: their generations read with one query a
+    chunk of runs, their metadata rows written with one statement."""
+    if not runs:
+        return
     gens = t.generations
-    scope = and_(gens.c.project_id == run["project_id"], gens.c.run_id == run["id"])
-    columns = (
-        gens.c.id,
-        gens.c.project_id,
-        gens.c.environment,
-        gens.c.ts_us,
-        gens.c.user_id,
-        gens.c.cost,
-        gens.c.total_tokens,
-    )
-    steps = [r._mapping for r in conn.execute(select(*columns).where(scope))]
-    if any(step["user_id"] != run["user_id"] for step in steps):
-        move_users(conn, steps, run["user_id"])
-        conn.execute(update(gens).where(scope).values(user_id=run["user_id"]))
-    metadata = run["body"].get("metadata") or {}
+    project_id = runs[0]["project_id"]
+    columns = [gens.c[name] for name in _STEP_COLUMNS]
+    steps_of: dict[str, list[Mapping[Any, Any]]] = {}
+    for chunk in _chunks([run["id"] for run in runs]):
+        query = select(*columns).where(gens.c.project_id == project_id, gens.c.run_id.in_(chunk))
+        for row in conn.execute(query):
+            steps_of.setdefault(row.run_id, []).append(row._mapping)
     rows = []
-    for step in steps:
-        rows.extend(metadata_rows(step["id"], run["project_id"], step["ts_us"], metadata))
+    for run in runs:
+        steps = steps_of.get(run["id"], [])
+        if any(step["user_id"] != run["user_id"] for step in steps):
+            move_users(conn, steps, run["user_id"])
+            conn.execute(
+                update(gens)
+                .where(gens.c.project_id == project_id, gens.c.run_id == run["id"])
+                .values(user_id=run["user_id"])
+            )
+        metadata = run["body"].get("metadata") or {}
+        for step in steps:
+            rows.extend(metadata_rows(step["id"], project_id, step["ts_us"], metadata))
     upsert(conn, t.generation_metadata, rows, update=["value"], columns=t.METADATA_COLUMNS)
 
 
@@ -302,6 +315,42 @@ def _merge_run(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
 
 
 @dataclass(slots=True)
+class UpsertRuns:
+    """Create runs of one project, or merge newer reports of them; copy each one's userId and metadata to
+    its generations. Answers, per run given, whether it was new. The runs are read with one query and
+    written with one statement (a batch of traces or runs is many of them); a run given twice is merged
+    in the order given."""
+
+    scope: Scope
+    runs: list[Run]
+    size: int = 1
+
+    def apply(self, conn: Connection) -> list[bool]:
+        if not self.runs:
+            return []
+        old = _load_runs(conn, self.scope.project_id, list({run.id: None for run in self.runs}))
+        current = dict(old)
+        created = []
+        for run in self.runs:
+            before = current.get(run.id)
+            created.append(before is None)
+            current[run.id] = _merge_run(before, run_row(run, self.scope))
+        merged = list({run.id: current[run.id] for run in self.runs}.values())
+        for columns in {tuple(row) for row in merged}:  # rows alike in their columns go in one statement
+            alike = [row for row in merged if tuple(row) == columns]
+            upsert(conn, t.runs, alike, update=[c for c in columns if c not in ("project_id", "id")])
+        changed = [
+            row
+            for row in merged
+            if (was := old.get(row["id"])) is None
+            or was["user_id"] != row["user_id"]
+            or was["body"].get("metadata") != row["body"].get("metadata")
+        ]
+        _propagate_runs(conn, changed)
+        return created
+
+
+@dataclass(slots=True)
 class UpsertRun:
     """Create a run, or merge a newer report of it; copy its userId and metadata to its generations."""
 
@@ -310,17 +359,7 @@ class UpsertRun:
     size: int = 1
 
     def apply(self, conn: Connection) -> bool:
-        new = run_row(self.run, self.scope)
-        old = _load_runs(conn, self.scope.project_id, [self.run.id]).get(self.run.id)
-        merged = _merge_run(old, new)
-        upsert(conn, t.runs, [merged], update=[c for c in merged if c not in ("project_id", "id")])
-        if (
-            old is None
-            or old["user_id"] != merged["user_id"]
-            or old["body"].get("metadata") != merged["body"].get("metadata")
-        ):
-            _propagate_run(conn, merged)
-        return old is None
+        return UpsertRuns(self.scope, [self.run]).apply(conn)[0]
 
 
 @dataclass(slots=True)
