@@ -9,7 +9,7 @@ A run owns its ``userId`` and metadata: they are copied onto every generation of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +93,19 @@ def _propagate_runs(conn: Connection, runs: Sequence[dict[str, Any]]) -> None:
     if not runs:
         return
     gens = t.generations
-    project_id = runs[0]["project_id"]
-    columns = [gens.c[name] for name in _STEP_COLUMNS]
-    steps_of: dict[str, list[Mapping[Any, Any]]] = {}
+    project_id = int(runs[0]["project_id"])
+    # Plain driver SQL (select_in), with the run index named on SQLite: with IN, its planner (no
+    # statistics) walked the whole project by another index instead (a batch of 20 runs: 10x slower).
+    hint = " INDEXED BY ix_generations_run_id" if conn.dialect.name == "sqlite" else ""
+    sql = (
+        f"SELECT {', '.join(_STEP_COLUMNS)} FROM generations{hint} "
+        f"WHERE project_id = {project_id} AND run_id IN ({{in}})"
+    )
+    steps_of: dict[str, list[dict[str, Any]]] = {}
     for chunk in _chunks([run["id"] for run in runs]):
-        query = select(*columns).where(gens.c.project_id == project_id, gens.c.run_id.in_(chunk))
-        for row in conn.execute(query):
-            steps_of.setdefault(row.run_id, []).append(row._mapping)
+        for row in select_in(conn, sql, chunk):
+            step = dict(zip(_STEP_COLUMNS, row, strict=True))
+            steps_of.setdefault(step["run_id"], []).append(step)
     rows = []
     for run in runs:
         steps = steps_of.get(run["id"], [])
