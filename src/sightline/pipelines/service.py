@@ -181,7 +181,8 @@ def pipeline_args(db: Database, project_id: int, name: Any) -> list[str]:
     return found.args
 
 
-def _find(db: Database, project_id: int, pipeline_id: Any, name: Any) -> SavedPipeline:
+def _find_in(conn: Connection, project_id: int, pipeline_id: Any, name: Any) -> SavedPipeline:
+    """Pipeline ``pipeline_id`` (a number, or its text) or else ``name`` of ``project_id``, or a 4xx."""
     if pipeline_id is not None:
         if (
             isinstance(pipeline_id, bool)
@@ -190,18 +191,22 @@ def _find(db: Database, project_id: int, pipeline_id: Any, name: Any) -> SavedPi
         ):
             raise InvalidInput("pipeline_id: expected a pipeline's id (a number)", field="pipeline_id")
         number = int(pipeline_id) if len(str(pipeline_id)) < 10 else -1
-        found = _read(db, lambda conn: get_pipeline(conn, project_id, pipeline_id=number))
+        found = get_pipeline(conn, project_id, pipeline_id=number)
         what = f"pipeline_id: no pipeline {pipeline_id} in this project"
         field = "pipeline_id"
     else:
         if not isinstance(name, str) or not name:
             raise InvalidInput("pipeline_name (or pipeline_id): required", field="pipeline_name")
-        found = _read(db, lambda conn: get_pipeline(conn, project_id, name=name))
+        found = get_pipeline(conn, project_id, name=name)
         what = f"pipeline_name: no pipeline named {name[:200]!r} in this project"
         field = "pipeline_name"
     if found is None:
         raise NotFound(what, field=field)
     return found
+
+
+def _find(db: Database, project_id: int, pipeline_id: Any, name: Any) -> SavedPipeline:
+    return _read(db, lambda conn: _find_in(conn, project_id, pipeline_id, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,19 +254,25 @@ async def call_pipeline(
             f"{field}: unknown field (expected pipeline_id or pipeline_name, args, openaikey_id)", field=field
         )
     project_id = caller.key.project_id
-    saved = await asyncio.to_thread(_find, db, project_id, body.get("pipeline_id"), body.get("pipeline_name"))
-    args = _arguments(saved.args, body.get("args"))
     provider = body.get("openaikey_id")
     if provider is not None and (isinstance(provider, bool) or not isinstance(provider, int | str)):
         raise InvalidInput("openaikey_id: expected a provider id", field="openaikey_id")
     lim = limits(settings)
-    try:
-        node, _, callees = await asyncio.to_thread(
-            _read, db, lambda conn: _checked(conn, project_id, saved.expression, lim)
-        )
-    except ExpressionError as error:
-        # Something it calls changed since it was saved (a prompt's arguments, a function removed).
-        raise InvalidInput(f"pipeline {saved.name!r} no longer checks: {error}", field="pipeline") from None
+
+    def plan(conn: Connection) -> tuple[SavedPipeline, Node, dict[str, Callee]]:
+        # One connection, one trip off the event loop: the pipeline, then what it calls.
+        saved = _find_in(conn, project_id, body.get("pipeline_id"), body.get("pipeline_name"))
+        try:
+            node, _, callees = _checked(conn, project_id, saved.expression, lim)
+        except ExpressionError as error:
+            # Something it calls changed since it was saved (a prompt's arguments, a function removed).
+            raise InvalidInput(
+                f"pipeline {saved.name!r} no longer checks: {error}", field="pipeline"
+            ) from None
+        return saved, node, callees
+
+    saved, node, callees = await asyncio.to_thread(_read, db, plan)
+    args = _arguments(saved.args, body.get("args"))
     run_id = new_id()[0]
     context = Context(run_id=run_id, user_id=user, provider=None if provider in (None, "") else str(provider))
     execution = Execution(gateway, caller, context, callees, sandbox, settings.functions_dir, lim)
