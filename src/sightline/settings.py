@@ -133,6 +133,9 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds one custom function may run (its worker is then killed)",
     )
+    pipeline_cache_seconds: float = Field(
+        default=1.0, ge=0, le=3600, description="Seconds a process reuses a checked pipeline (0: never)"
+    )
     pipeline_timeout: float = Field(
         default=120.0, gt=0, le=86_400, description="Seconds one pipeline run may take"
     )

@@ -217,7 +217,7 @@ def test_failures_are_4xx_and_leave_a_run_with_the_error(served: Served) -> None
         body = r.json()
         assert body["success"] is False and "did not return within 1 s" in body["error"]["message"]
         assert "pipeline_function_timeout" in body["error"]["message"]
-        run = http.get(f"/api/runs/{body['run_id']}").json()
+        run = _run(http, body["run_id"], steps=1)
         assert run["status"] == "error" and run["steps"][0]["status"] == "error"
         assert http.get("/healthz").status_code == 200  # the hung function did not take the server down
         r = http.post("/api/pipeline/call", json={"pipeline_name": "breaks", "args": {"x": 1}})

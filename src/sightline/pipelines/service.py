@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +26,6 @@ from ..schema import Error, Run
 from ..settings import Settings
 from ..store import Database
 from ..store.access.audit import Actor
-from ..store.generations.ingest import UpsertRun
 from ..store.pipelines import (
     SavedPipeline,
     SavePipeline,
@@ -56,6 +57,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# Checked pipelines, by database, project and the id or name asked for: (expires, pipeline, tree, callees).
+# Kept pipeline_cache_seconds, so a pipeline called again and again costs no read (a saved change, a
+# prompt's new version or a sync is seen within that time).
+_plans: OrderedDict[tuple[int, int, str, str], tuple[float, SavedPipeline, Node, dict[str, Callee]]] = (
+    OrderedDict()
+)
+_PLANS_KEPT = 1_000
 DISCOVERY_TIMEOUT = 30.0
 PRODUCTION = "production"  # the label a pipeline runs a prompt at, when the prompt has it
 
@@ -173,6 +181,7 @@ async def save_pipeline(
     saved: SavedPipeline = await db.writer.write(
         SavePipeline(project_id, name, expression.strip(), args, description, actor)
     )
+    _plans.clear()  # this process runs the new expression at once (others within pipeline_cache_seconds)
     return saved
 
 
@@ -271,7 +280,16 @@ async def call_pipeline(
             ) from None
         return saved, node, callees
 
-    saved, node, callees = await asyncio.to_thread(_read, db, plan)
+    key = (id(db), project_id, str(body.get("pipeline_id")), str(body.get("pipeline_name")))
+    cached = _plans.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        _, saved, node, callees = cached
+    else:
+        saved, node, callees = await asyncio.to_thread(_read, db, plan)
+        if settings.pipeline_cache_seconds > 0:
+            _plans[key] = (time.monotonic() + settings.pipeline_cache_seconds, saved, node, callees)
+            while len(_plans) > _PLANS_KEPT:
+                _plans.popitem(last=False)
     args = _arguments(saved.args, body.get("args"))
     run_id = new_id()[0]
     context = Context(run_id=run_id, user_id=user, provider=None if provider in (None, "") else str(provider))
@@ -297,7 +315,8 @@ async def call_pipeline(
         steps=sorted(execution.steps, key=lambda s: s.step_index or 0),
         output=None if failure else output,
     )
-    await db.writer.write(UpsertRun(caller.key.scope, run))
+    # In the background, as the gateway records the calls: the answer does not wait for the writer.
+    gateway.recorder.record_run(caller.key.scope, run)
     if failure is not None:
         raise PipelineFailed(failure[1], failure[0], run_id)
     return Result(output, run_id, execution.generations)

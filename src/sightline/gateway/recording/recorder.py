@@ -141,6 +141,10 @@ class Recorder:
         # Queued now, so the writer applies it before the calls that follow it.
         self._submit(UpsertRun(scope, Run(id=run_id, user_id=user_id, status="running")))
 
+    def record_run(self, scope: Scope, run: Run) -> None:
+        """Record ``run`` (a pipeline's, with its steps) soon, as the calls are: in the background."""
+        self._submit(UpsertRun(scope, run))
+
     def flush(self) -> None:
         """Hand every prepared call to the writer now."""
         if self._timer is not None:
