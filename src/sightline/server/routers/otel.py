@@ -13,6 +13,7 @@ span count over the limits.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from ...errors import InvalidInput, SightlineError
 from ...gateway import KeyLookup
 from ...schema import Run, RunStep
 from ...store import tables as t
-from ...store.generations.ingest import InsertGenerations, UpsertRuns, prepare_generation
+from ...store.generations.ingest import InsertGenerations, PreparedGeneration, UpsertRuns, prepare_generation
 from ...store.generations.records import Scope
 from ..body import read_raw
 
@@ -110,15 +111,21 @@ async def traces(request: Request) -> Response:
     settings = request.app.state.settings
     encoding = _encoding(request)
     body = await read_raw(request)  # gzip undone there, within max_body_bytes once decompressed too
-    found: Traces = translate(
-        parse(body, request.headers.get("content-type", "")), max_spans=settings.otlp_max_spans
-    )
-    prepared = []
-    for gen in found.generations:
-        try:
-            prepared.append(prepare_generation(gen, key.scope))
-        except InvalidInput as exc:
-            found.refuse(1, exc.message)
+    content_type = request.headers.get("content-type", "")
+
+    def read() -> tuple[Traces, list[PreparedGeneration]]:
+        # Off the event loop: an export of thousands of spans takes a while to read, and the other
+        # requests are answered meanwhile.
+        found = translate(parse(body, content_type), max_spans=settings.otlp_max_spans)
+        prepared = []
+        for gen in found.generations:
+            try:
+                prepared.append(prepare_generation(gen, key.scope))
+            except InvalidInput as exc:
+                found.refuse(1, exc.message)
+        return found, prepared
+
+    found, prepared = await asyncio.to_thread(read)
     if found.runs or prepared:
         insert = InsertGenerations(key.scope, prepared) if prepared else None
         await request.app.state.db.writer.write(
