@@ -113,6 +113,7 @@ def create_app(
     install_error_handlers(app)
     app.router.routes.extend(ingest.routes)
     app.router.routes.extend(libretto.routes)  # its events come one per model call: a plain route
+    app.router.routes.extend(pipelines.routes)  # POST /api/pipeline/call: each one is a model call or more
     for module in (health, generations, feedback, runs, export, jobs, prompts, pipelines):
         app.include_router(module.router)
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
@@ -142,7 +143,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {})
-        paths = ingest.openapi_paths(components.setdefault("schemas", {}))
+        paths = ingest.openapi_paths(components.setdefault("schemas", {})) | pipelines.openapi_paths()
         for path, item in paths.items():
             schema["paths"].setdefault(path, {}).update(item)
         components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}

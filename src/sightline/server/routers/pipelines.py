@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import Connection
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ...errors import InvalidInput, NotFound, PermissionDenied, SightlineError
 from ...gateway import Caller
@@ -46,7 +47,7 @@ from ..dashboard.prompt_editor import dashboard_caller
 from ..dashboard.session import COOKIE, load_session
 from ..responses import JSON
 
-__all__ = ["router"]
+__all__ = ["openapi_paths", "router", "routes"]
 
 T = TypeVar("T")
 
@@ -136,16 +137,47 @@ async def _call(request: Request) -> JSON:
     return JSON(answer)
 
 
-@aieye.post("/api/pipeline/call", summary="Run a pipeline with its arguments (AI-Eye)")
 async def pipeline_call(request: Request) -> JSON:
     """Body: ``{"pipeline_id": 14 | "pipeline_name": "...", "args": {...}, "openaikey_id"?: 1}`` →
-    ``{"success": true, "response": result, "run_id"}``; a failing step is a 422 with the run it left."""
+    ``{"success": true, "response": result, "run_id"}``; a failing step is a 422 with the run it left.
+
+    A plain Starlette route, as the gateway's and ingest's are (FastAPI's dependency resolution was a
+    good part of what a one-step pipeline adds to its model call); ``/api/pipeline/call/`` too."""
+    _aieye(request)
     return await _call(request)
 
 
-@aieye.post("/api/pipeline/call/", include_in_schema=False)
-async def pipeline_call_slash(request: Request) -> JSON:
-    return await _call(request)
+routes = [
+    Route("/api/pipeline/call", pipeline_call, methods=["POST"]),
+    Route("/api/pipeline/call/", pipeline_call, methods=["POST"]),
+]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path item of :data:`routes` (plain routes: FastAPI does not describe them)."""
+    body = {
+        "type": "object",
+        "properties": {
+            "pipeline_id": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "pipeline_name": {"type": "string"},
+            "args": {"type": "object"},
+            "openaikey_id": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+        },
+    }
+    answer = {"description": '`{"success": true, "response", "run_id"}`'}
+    refused = {"description": '`{"success": false, "error": {"type", "message"}}`'}
+    return {
+        "/api/pipeline/call": {
+            "post": {
+                "tags": ["pipelines"],
+                "summary": "Run a pipeline with its arguments (AI-Eye)",
+                "operationId": "pipeline_call",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {"200": answer, "400": refused, "404": refused, "422": refused},
+                "security": [{"HTTPBearer": []}],
+            }
+        }
+    }
 
 
 # --- managing pipelines -----------------------------------------------------------------------------
