@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,11 +58,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-# Checked pipelines, by database, project and the id or name asked for: (expires, pipeline, tree, callees).
-# Kept pipeline_cache_seconds, so a pipeline called again and again costs no read (a saved change, a
-# prompt's new version or a sync is seen within that time).
-_plans: OrderedDict[tuple[int, int, str, str], tuple[float, SavedPipeline, Node, dict[str, Callee]]] = (
-    OrderedDict()
+Plan = tuple[float, SavedPipeline, Node, dict[str, Callee]]  # (expires, pipeline, tree, callees)
+# Checked pipelines of each database (held weakly: a database closed and dropped takes its plans with it),
+# by project and the id or name asked for. Kept pipeline_cache_seconds, so a pipeline called again and
+# again costs no read (a saved change, a prompt's new version or a sync is seen within that time).
+_plans: weakref.WeakKeyDictionary[Database, OrderedDict[tuple[int, str, str], Plan]] = (
+    weakref.WeakKeyDictionary()
 )
 _PLANS_KEPT = 1_000
 DISCOVERY_TIMEOUT = 30.0
@@ -181,7 +183,9 @@ async def save_pipeline(
     saved: SavedPipeline = await db.writer.write(
         SavePipeline(project_id, name, expression.strip(), args, description, actor)
     )
-    _plans.clear()  # this process runs the new expression at once (others within pipeline_cache_seconds)
+    _plans.pop(
+        db, None
+    )  # this process runs the new expression at once (others within pipeline_cache_seconds)
     return saved
 
 
@@ -280,16 +284,17 @@ async def call_pipeline(
             ) from None
         return saved, node, callees
 
-    key = (id(db), project_id, str(body.get("pipeline_id")), str(body.get("pipeline_name")))
-    cached = _plans.get(key)
+    plans = _plans.setdefault(db, OrderedDict())
+    key = (project_id, str(body.get("pipeline_id")), str(body.get("pipeline_name")))
+    cached = plans.get(key)
     if cached is not None and cached[0] > time.monotonic():
         _, saved, node, callees = cached
     else:
         saved, node, callees = await asyncio.to_thread(_read, db, plan)
         if settings.pipeline_cache_seconds > 0:
-            _plans[key] = (time.monotonic() + settings.pipeline_cache_seconds, saved, node, callees)
-            while len(_plans) > _PLANS_KEPT:
-                _plans.popitem(last=False)
+            plans[key] = (time.monotonic() + settings.pipeline_cache_seconds, saved, node, callees)
+            while len(plans) > _PLANS_KEPT:
+                plans.popitem(last=False)
     args = _arguments(saved.args, body.get("args"))
     run_id = new_id()[0]
     context = Context(run_id=run_id, user_id=user, provider=None if provider in (None, "") else str(provider))
