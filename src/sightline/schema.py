@@ -45,6 +45,10 @@ __all__ = [
     "Performance",
     "Run",
     "RunStep",
+    "SCORE_NAME",
+    "SCORE_SOURCES",
+    "Score",
+    "ScoreItem",
     "Template",
     "Usage",
     "metadata_value_text",
@@ -358,6 +362,48 @@ class Feedback(Wire):
         return self
 
 
+SCORE_SOURCES = ("human", "rule", "llm", "api")
+# A score's name is a field path's part of ``scores.<name>``: dotted names of letters, digits, _ and -.
+SCORE_NAME = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"
+_SCORE_SUBFIELDS = ("value", "label", "comment", "source")
+
+
+def _score_name(name: str) -> str:
+    if name.rsplit(".", 1)[-1] in _SCORE_SUBFIELDS and "." in name:
+        raise ValueError(
+            f"a score's name may not end in .{name.rsplit('.', 1)[-1]} (scores.<name>.value reads it)"
+        )
+    return name
+
+
+ScoreName = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=SCORE_NAME), AfterValidator(_score_name)
+]
+
+
+class Score(Wire):
+    """A named judgement of one generation or one run: a number, a label, or both."""
+
+    generation_id: GenerationId | None = None
+    run_id: IdText | None = None
+    name: ScoreName
+    value: Annotated[float, Field(ge=-MAX_MEASURE, le=MAX_MEASURE, allow_inf_nan=False)] | None = None
+    label: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")] | None = None
+    comment: Annotated[str, Field(max_length=20_000, pattern=r"^[^\x00]*$")] | None = None
+    source: Literal["human", "rule", "llm", "api"] = "api"
+    evaluator: ColumnText | None = None
+    evaluator_version: Count | None = None
+    timestamp: UTCDateTime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _one_target_something_said(self) -> Score:
+        if (self.generation_id is None) == (self.run_id is None):
+            raise ValueError("a score names exactly one of generationId and runId")
+        if self.value is None and self.label is None:
+            raise ValueError("a score needs a value, a label, or both")
+        return self
+
+
 class Generation(Wire):
     """One model call, as DESIGN.md describes it."""
 
@@ -431,7 +477,12 @@ class FeedbackItem(Wire):
     body: Feedback
 
 
-IngestItem = Annotated[GenerationItem | RunItem | FeedbackItem, Field(discriminator="type")]
+class ScoreItem(Wire):
+    type: Literal["score"]
+    body: Score
+
+
+IngestItem = Annotated[GenerationItem | RunItem | FeedbackItem | ScoreItem, Field(discriminator="type")]
 
 
 class IngestBatch(Wire):

@@ -38,6 +38,7 @@ from .routers import (
     prompts,
     proxy,
     runs,
+    scores,
 )
 
 __all__ = ["create_app", "job_handlers"]
@@ -114,7 +115,7 @@ def create_app(
     app.router.routes.extend(ingest.routes)
     app.router.routes.extend(libretto.routes)  # its events come one per model call: a plain route
     app.router.routes.extend(pipelines.routes)  # POST /api/pipeline/call: each one is a model call or more
-    for module in (health, generations, feedback, runs, export, jobs, prompts, pipelines):
+    for module in (health, generations, feedback, scores, runs, export, jobs, prompts, pipelines):
         app.include_router(module.router)
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
         app.include_router(module.router)

@@ -7,13 +7,15 @@ by the one query compiler like those of ``/api/generations/query``.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
-from ..schema import utc
+from ..schema import SCORE_NAME, utc
 from ..store.generations.records import from_us, iso, to_us
 
 __all__ = ["MAX_LIMIT", "GenerationFilter", "parse_time"]
@@ -93,6 +95,7 @@ _OTHER_PARAMS = {
     "feedback.minRating",
 }
 _FEEDBACK = ("feedback.rating", "feedback.score", "feedback.thumbs")
+_SCORE_NAME = re.compile(SCORE_NAME)
 
 
 @dataclass
@@ -116,6 +119,9 @@ class GenerationFilter:
     from_us: int | None = None
     to_us: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # score name -> its condition ({"$eq": 1.0}, {"$gte": 0.5, "$lte": 1}, {"$exists": True}, ...)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    score_params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Iterable[tuple[str, str]]) -> tuple[GenerationFilter, int, str | None]:
@@ -129,6 +135,8 @@ class GenerationFilter:
                 setattr(f, _TEXT_PARAMS[name], value)
             elif name.startswith("metadata.") and len(name) > len("metadata."):
                 f.metadata[name[len("metadata.") :]] = value
+            elif name.startswith("scores.") and len(name) > len("scores."):
+                f.add_score(name, value)
             elif name == "from":
                 f.from_us = parse_time(name, value)
             elif name == "to":
@@ -155,6 +163,34 @@ class GenerationFilter:
             )
         return f, limit, cursor
 
+    def add_score(self, param: str, value: str) -> None:
+        """``scores.<name>=<number or label>`` (``*``: any score of that name), ``scores.<name>.min=`` and
+        ``scores.<name>.max=`` (its value in a range)."""
+        rest = param[len("scores.") :]
+        name, _, bound = rest.rpartition(".")
+        if not name or bound not in ("min", "max"):
+            name, bound = rest, ""
+        if not _SCORE_NAME.fullmatch(name) or len(name) > 100:
+            raise InvalidInput(f"{param}: a score's name is dotted letters, digits, '_' and '-'", field=param)
+        condition = self.scores.setdefault(name, {})
+        if bound:
+            try:
+                number = float(value)
+            except ValueError:
+                raise InvalidInput(f"{param}: expected a number, got {value!r}", field=param) from None
+            if not math.isfinite(number):
+                raise InvalidInput(f"{param}: expected a finite number", field=param)
+            condition["$gte" if bound == "min" else "$lte"] = number
+        elif value == "*":
+            condition["$exists"] = True
+        else:
+            try:
+                number = float(value)
+                condition["$eq"] = number if math.isfinite(number) else value
+            except ValueError:
+                condition["$eq"] = value  # a label
+        self.score_params[param] = value
+
     def as_params(self) -> dict[str, str]:
         """The query parameters that build this filter again (for links that keep a view)."""
         out = {
@@ -175,6 +211,7 @@ class GenerationFilter:
         if self.to_us is not None:
             out["to"] = iso(self.to_us)
         out.update({f"metadata.{k}": v for k, v in self.metadata.items()})
+        out.update(self.score_params)
         return out
 
     def to_mongo(self) -> dict[str, Any]:
@@ -205,4 +242,6 @@ class GenerationFilter:
             out["timestamp"] = when
         for key, value in self.metadata.items():
             out[f"metadata.{key}"] = value
+        for name, condition in self.scores.items():
+            out[f"scores.{name}"] = condition
         return out

@@ -1,4 +1,5 @@
-"""Ingestion: ``POST /api/ingest`` (a batch of generations, runs and feedback) and ``POST /api/generations``.
+"""Ingestion: ``POST /api/ingest`` (a batch of generations, runs, feedback and scores) and
+``POST /api/generations``.
 
 A request is validated, flattened to rows and handed to the writer; the answer comes only once
 the writer has committed it (together with whatever other requests were waiting: group commit).
@@ -32,8 +33,9 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ...errors import InvalidInput, PayloadTooLarge, SightlineError
-from ...schema import Feedback, Generation, IngestBatch, Run
+from ...schema import Feedback, Generation, IngestBatch, Run, Score
 from ...store.engine.writer import WriteOp
+from ...store.evals import RecordScores, score_row
 from ...store.generations.ingest import AddFeedback, InsertGenerations, UpsertRuns, prepare_generation
 from ...store.generations.records import Scope
 from ..auth import require_key
@@ -143,7 +145,7 @@ def _each_item(raw: bytes | bytearray, start: int, context: dict[str, Any]) -> l
         body = item.get("body") if isinstance(item, dict) else None
         if not isinstance(kind, str) or kind not in _MODELS:
             error = InvalidInput(
-                f"batch[{i}].type: expected generation, run or feedback, got {kind!r}",
+                f"batch[{i}].type: expected generation, run, feedback or score, got {kind!r}",
                 field=f"batch[{i}].type",
             )
             items.append((i, "unknown", error))
@@ -159,10 +161,11 @@ def _each_item(raw: bytes | bytearray, start: int, context: dict[str, Any]) -> l
     return items
 
 
-_MODELS: dict[str, type[Generation] | type[Run] | type[Feedback]] = {
+_MODELS: dict[str, type[Generation] | type[Run] | type[Feedback] | type[Score]] = {
     "generation": Generation,
     "run": Run,
     "feedback": Feedback,
+    "score": Score,
 }
 
 
@@ -173,6 +176,8 @@ def _operations(
     gens, gen_indexes = [], []
     runs: list[Run] = []
     run_indexes: list[int] = []
+    scores: list[dict[str, Any]] = []
+    score_indexes: list[int] = []
     ops: list[tuple[list[int], WriteOp]] = []
     for i, kind, value in items:
         try:
@@ -186,6 +191,10 @@ def _operations(
                 runs.append(value)
                 run_indexes.append(i)
                 results[i]["id"] = value.id
+            elif isinstance(value, Score):
+                scores.append(score_row(value, scope))
+                score_indexes.append(i)
+                results[i]["id"] = value.generation_id or value.run_id
             else:
                 if value.generation_id is None:
                     raise InvalidInput("generationId: required for feedback", field="generationId")
@@ -194,6 +203,8 @@ def _operations(
         except SightlineError as exc:
             results[i].update(status=exc.status_code, error=_error(exc))
             metrics.ingest_items.labels(kind, "refused").inc()
+    if scores:  # after the generations and runs of the batch, which they may name
+        ops.append((score_indexes, RecordScores(scores)))
     if runs:  # before the feedback, as they came; read and written in one go
         ops.insert(0, (run_indexes, UpsertRuns(scope, runs)))
     if gens:
@@ -217,16 +228,20 @@ async def _answers(sent: Sent, results: list[dict[str, Any]], metrics: Any) -> N
             for i, created in zip(indexes, outcome, strict=True):
                 results[i]["status"] = 201 if created else 200
             metrics.ingest_items.labels("run", "accepted").inc(len(indexes))
+        elif isinstance(op, RecordScores):
+            for i, found in zip(indexes, outcome, strict=True):
+                results[i]["status"] = 201 if found else 202
+            metrics.ingest_items.labels("score", "accepted").inc(len(indexes))
         else:
             results[indexes[0]]["status"] = 201 if outcome else 202
             metrics.ingest_items.labels("feedback", "accepted").inc()
 
 
 async def ingest(request: Request) -> JSON:
-    """Body: ``{"batch": [{"type": "generation"|"run"|"feedback", "body": {...}}]}``.
+    """Body: ``{"batch": [{"type": "generation"|"run"|"feedback"|"score", "body": {...}}]}``.
 
-    Answers 200 with one result per item (``status`` 201 new, 200 already there, 202 feedback
-    waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
+    Answers 200 with one result per item (``status`` 201 new, 200 already there, 202 feedback or a
+    score waiting for its generation, 4xx refused with ``error``) once the accepted items are committed.
     More items than the setting ``max_ingest_items`` is refused whole (413).
     """
     started = time.perf_counter()
@@ -304,7 +319,7 @@ def openapi_paths(schemas: dict[str, Any]) -> dict[str, Any]:
         "/api/ingest": {
             "post": {
                 "tags": ["ingest"],
-                "summary": "Ingest a batch of generations, runs and feedback",
+                "summary": "Ingest a batch of generations, runs, feedback and scores",
                 "description": ingest.__doc__,
                 "requestBody": body("IngestBatch"),
                 "security": security,

@@ -118,7 +118,7 @@ def export(
 
     Rows are read with a server-side cursor in chunks, so memory stays flat however many there are;
     each chunk has the read time budget. Whole records in JSON Lines are written from the stored JSON
-    text as it is (only the environment and feedback are spliced in): parsing and re-serialising
+    text as it is (only the environment, feedback and scores are spliced in): parsing and re-serialising
     every body would cost more than the rest.
     """
     if fmt not in ("jsonl", "csv"):
@@ -177,5 +177,7 @@ def _line(ctx: Context, row: Mapping[Any, Any]) -> bytes:
     extra = b',"environment":' + orjson.dumps(row["environment"])
     if row["id"] in ctx.feedback:
         extra += b',"feedback":' + orjson.dumps(ctx.feedback[row["id"]])
+    if row["id"] in ctx.scores:
+        extra += b',"scores":' + orjson.dumps(ctx.scores[row["id"]])
     raw = text.encode()
     return raw[: raw.rindex(b"}")] + extra + b"}\n"

@@ -20,6 +20,7 @@ from ...schema import Feedback, Generation, Run
 from .. import tables as t
 from ..engine.dialect import insert_ignore, select_in, upsert
 from ..engine.writer import WriteOp
+from ..evals.scores import feedback_scores, write_scores
 from ..tables.generations import GenerationColumn as G
 from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
 from .rollups import add_generations, move_users
@@ -236,6 +237,7 @@ class InsertGenerations:
         feedback_rows = [f for i in new if (f := self.feedback[i]) is not None]
         if feedback_rows:
             conn.execute(t.feedback.insert(), feedback_rows)
+            write_scores(conn, [s for f in feedback_rows for s in feedback_scores(f, self.scope.environment)])
         pending = _latest_feedback(conn, pid, [ids[i] for i in new])
         run_ids = sorted({rows[i][_RUN] for i in new if rows[i][_RUN]})
         runs = _load_runs(conn, pid, run_ids) if run_ids else {}
@@ -383,6 +385,7 @@ class AddFeedback:
     def apply(self, conn: Connection) -> bool:
         row = feedback_row(self.feedback, self.generation_id, self.scope.project_id)
         conn.execute(t.feedback.insert(), [row])
+        write_scores(conn, feedback_scores(row, self.scope.environment))
         gens = t.generations
         result = conn.execute(
             update(gens)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Select, and_, or_, select
 
 from ...errors import InvalidInput, NotFound
 from .. import tables as t
+from ..evals.scores import latest_scores
 from ..mongo.filter import compile_filter
 from .records import iso
 
@@ -159,6 +160,8 @@ def _list_row(row: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     }
     if row["id"] in ctx.feedback:
         record["feedback"] = ctx.feedback[row["id"]]
+    if row["id"] in ctx.scores:
+        record["scores"] = ctx.scores[row["id"]]
     return record
 
 
@@ -172,10 +175,11 @@ def get_generation(conn: Connection, project_id: int, gen_id: str) -> dict[str, 
 
 @dataclass
 class Context:
-    """What a page of rows needs besides their bodies: their runs and their latest feedback."""
+    """What a page of rows needs besides their bodies: their runs, latest feedback and latest scores."""
 
     runs: dict[str, Any]
     feedback: dict[str, Any]
+    scores: dict[str, dict[str, Any]]
 
     def overlay(self, row: Mapping[Any, Any], body: dict[str, Any]) -> dict[str, Any]:
         """``body`` completed with its environment, its run's userId and metadata, its feedback."""
@@ -188,13 +192,16 @@ class Context:
             body["metadata"] = meta
         if row["id"] in self.feedback:
             body["feedback"] = self.feedback[row["id"]]
+        if row["id"] in self.scores:
+            body["scores"] = self.scores[row["id"]]
         return body
 
 
 def context(
     conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]], *, runs: bool = True
 ) -> Context:
-    """The runs (unless ``runs`` is false) and latest feedback of ``rows`` (two queries at most)."""
+    """The runs (unless ``runs`` is false), latest feedback and latest scores of ``rows`` (three
+    queries at most)."""
     run_ids = sorted({r["run_id"] for r in rows if r["run_id"]}) if runs else []
     found: dict[str, Any] = {}
     if run_ids:
@@ -218,7 +225,17 @@ def context(
             .order_by(fb.c.id)  # the latest is the one received last, whatever its client's timestamp
         )
         feedback = {r.generation_id: r.body for r in conn.execute(q)}
-    return Context(found, feedback)
+    scores = {
+        gen_id: {name: _shown_score(score) for name, score in named.items()}
+        for gen_id, named in latest_scores(conn, project_id, [r["id"] for r in rows]).items()
+    }
+    return Context(found, feedback, scores)
+
+
+def _shown_score(score: dict[str, Any]) -> dict[str, Any]:
+    """A latest score as a record shows it (its generation is the record's own)."""
+    score.pop("generationId", None)
+    return score
 
 
 def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:

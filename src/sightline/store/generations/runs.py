@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from ...errors import InvalidInput, NotFound
 from .. import tables as t
+from ..evals.scores import latest_run_scores
 from .queries import Page, to_wire
 from .records import iso
 
@@ -116,4 +117,7 @@ def get_run(conn: Connection, project_id: int, run_id: str) -> dict[str, Any]:
     steps.sort(key=lambda pair: pair[0])
     run = _run_wire(row._mapping, len(gen_rows))
     run["steps"] = [s for _, s in steps]
+    scores = latest_run_scores(conn, project_id, run_id)
+    if scores:
+        run["scores"] = scores
     return run

@@ -5,6 +5,8 @@ SQLAlchemy condition the database evaluates. Where a field path is looked up:
 
 - the paths in ``COLUMNS`` (``model.id``, ``timestamp``, ``usage.totalTokens``, …): their indexed
   column, with the value checked against the column's kind (text, number, boolean, date);
+- ``scores.<name>``: the latest score of that name (``score_latest``; its value, or its label when
+  compared with a string);
 - ``metadata.<key>``: the ``generation_metadata`` rows (``EXISTS``), compared as text, so a run's
   metadata copied onto its generations matches too; ``metadata.tags`` matches one tag per row;
 - any other path (``parameters.temperature``, ``input.content``): the JSON record in ``body``,
@@ -58,6 +60,7 @@ __all__ = [
     "Field",
     "Kind",
     "Resolver",
+    "ScoreField",
     "check_known",
     "check_no_nul",
     "check_path",
@@ -422,6 +425,81 @@ class TagsField(_MetadataRows):
         raise InvalidInput(f"'{self.path}' is a list: it cannot be grouped or sorted by", field=self.path)
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreField:
+    """``scores.<name>``: the latest score of that name on the record (``score_latest``). Compared
+    with a number it is the score's value, with a string its label; ``scores.<name>.value`` and
+    ``scores.<name>.label`` name one of them."""
+
+    path: str
+    source: FromClause
+    name: str
+    part: Literal["any", "value", "label"] = "any"
+
+    def _exists(self, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
+        sl = t.score_latest
+        return exists().where(
+            sl.c.project_id == self.source.c.project_id,
+            sl.c.generation_id == self.source.c.id,
+            sl.c.name == self.name,
+            *conds,
+        )
+
+    def _column(self, value: Any) -> tuple[ColumnElement[Any], Kind]:
+        sl = t.score_latest
+        if self.part == "label" or self.part == "any" and isinstance(value, str):
+            return sl.c.label, "text"
+        return sl.c.value, "number"
+
+    def compare(self, op: str, value: Any) -> ColumnElement[bool]:
+        if op == "regex":
+            if self.part == "value":
+                raise InvalidInput(f"$regex needs a text field; '{self.path}' is a number", field=self.path)
+            return self._exists(_compare(t.score_latest.c.label, op, value))
+        if op == "in":
+            groups: dict[str, tuple[ColumnElement[Any], list[Any]]] = {}
+            for v in value:
+                column, kind = self._column(v)
+                groups.setdefault(kind, (column, []))[1].append(_coerce(self.path, kind, v))
+            return self._exists(or_(false(), *(column.in_(vs) for column, vs in groups.values())))
+        column, kind = self._column(value)
+        return self._exists(_compare(column, op, _coerce(self.path, kind, value)))
+
+    def present(self) -> ColumnElement[bool]:
+        sl = t.score_latest
+        if self.part == "any":
+            return self._exists()
+        return self._exists((sl.c.label if self.part == "label" else sl.c.value).is_not(None))
+
+    def missing(self) -> ColumnElement[bool]:
+        return not_(self.present())
+
+    def value(self) -> tuple[ColumnElement[Any], Kind]:
+        sl = t.score_latest
+        column, kind = (sl.c.label, "text") if self.part == "label" else (sl.c.value, "number")
+        query = select(column).where(
+            sl.c.project_id == self.source.c.project_id,
+            sl.c.generation_id == self.source.c.id,
+            sl.c.name == self.name,
+        )
+        return query.scalar_subquery(), kind
+
+    def number(self) -> ColumnElement[Any]:
+        if self.part == "label":
+            raise InvalidInput(f"'{self.path}' is a label, not a number", field=self.path)
+        return self.value()[0]
+
+
+def score_field(source: FromClause, path: str, rest: str) -> ScoreField:
+    """The field ``scores.<rest>`` of the records in ``source``."""
+    name, _, part = rest.rpartition(".")
+    if name and part in ("value", "label"):
+        return ScoreField(path, source, name, part)  # type: ignore[arg-type]
+    if len(rest) > 100:
+        raise InvalidInput(f"'{path}': a score's name has at most 100 characters", field=path)
+    return ScoreField(path, source, rest)
+
+
 @functools.cache
 def _record_schema() -> tuple[dict[str, Any], dict[str, Any]]:
     schema = Generation.model_json_schema(by_alias=True, mode="serialization")
@@ -515,6 +593,8 @@ def doc_field(source: FromClause, path: str) -> Field:
         raise InvalidInput(
             f"'{path}': only feedback.rating, feedback.score and feedback.thumbs can be queried", field=path
         )
+    if head == "scores" and rest and _PATH.fullmatch(rest):
+        return score_field(source, path, rest)
     if head == "metadata" and rest:
         key, _, sub = rest.partition(".")
         if key == "tags" and not sub:

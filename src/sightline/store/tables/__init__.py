@@ -17,6 +17,17 @@ from __future__ import annotations
 from .access import api_keys, environments, login_throttle, projects, sessions, users
 from .audit import audit_log
 from .base import metadata
+from .evals import (
+    dataset_items,
+    datasets,
+    evaluator_versions,
+    evaluators,
+    experiment_items,
+    experiments,
+    rollup_scores,
+    score_latest,
+    scores,
+)
 from .gateway import gateway_cache, gateway_settings, providers
 from .generations import (
     GENERATION_AT,
@@ -34,6 +45,15 @@ from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_vers
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
+    "scores",
+    "score_latest",
+    "rollup_scores",
+    "experiments",
+    "experiment_items",
+    "evaluators",
+    "evaluator_versions",
+    "datasets",
+    "dataset_items",
     "GENERATION_AT",
     "GENERATION_COLUMNS",
     "JOB_STATES",
