@@ -153,6 +153,18 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="Seconds before a failed job's first retry (doubling after)"
     )
     job_keep_days: float = Field(default=7.0, gt=0, description="Days a finished job is kept")
+    eval_poll_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="Seconds between looks for new generations to evaluate online"
+    )
+    eval_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Generations one evaluator takes per batch of online evaluation",
+    )
+    eval_concurrency: int = Field(
+        default=8, ge=1, le=256, description="LLM judge or function calls one evaluator makes at once"
+    )
     cache_purge_seconds: float = Field(
         default=600.0, gt=0, description="Seconds between purges of expired gateway cache entries"
     )

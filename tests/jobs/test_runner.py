@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from sightline.evals.evaluator import Services
+from sightline.gateway import Gateway
 from sightline.jobs import Handlers, Runner
+from sightline.pipelines.sandbox import Sandbox
 from sightline.server.app import job_handlers
 from sightline.settings import Settings
 from sightline.store import Database
@@ -118,9 +121,12 @@ async def test_the_cache_purge_runs_as_a_periodic_job(db: Database, clock: Clock
     for key, expires in (("expired", now - S), ("live", now + 3600 * S)):
         db.writer.write_sync(StoreResponse(1, key, "chat/completions", "m", "{}", now - 10 * S, expires))
     settings = Settings(database_url=db.url, secret_key="x" * 40, cache_purge_seconds=600)
-    runner = Runner(db, job_handlers(settings), clock=clock)
+    gateway, sandbox = Gateway(settings, db), Sandbox()
+    runner = Runner(db, job_handlers(settings, Services(db, gateway, sandbox, settings)), clock=clock)
 
-    assert await runner.run_once() == 2  # the purge, and the queue's own pruning
+    assert await runner.run_once() == 3  # the purge, the queue's own pruning, online evaluation
+    await gateway.aclose()
+    sandbox.close()
     [job] = [row for row in _jobs(db) if row.kind == "gateway.cache.purge"]
     assert (job.state, job.result, job.project_id) == ("succeeded", {"value": 1}, None)
     with db.read() as conn:

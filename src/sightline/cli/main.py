@@ -260,10 +260,12 @@ def restore(file: Path, database_url: str | None) -> None:
 
 
 def _register_groups() -> None:
+    from .evals import eval_
     from .functions import functions
     from .providers import provider
     from .worker import worker
 
+    cli.add_command(eval_)
     cli.add_command(functions)
     cli.add_command(provider)
     cli.add_command(worker)

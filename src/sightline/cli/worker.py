@@ -38,11 +38,17 @@ def worker(database_url: str | None, log_level: str | None) -> None:
 
 
 async def _work(settings: Settings, db: Database) -> None:
+    from ..evals.evaluator import Services
+    from ..gateway import Gateway
     from ..jobs import Runner
+    from ..pipelines.sandbox import Sandbox
     from ..server.app import job_handlers
 
     db.start()
-    runner = Runner.from_settings(db, job_handlers(settings), settings)
+    gateway, sandbox = Gateway(settings, db), Sandbox()  # for LLM judges and function evaluators
+    runner = Runner.from_settings(
+        db, job_handlers(settings, Services(db, gateway, sandbox, settings)), settings
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -55,4 +61,6 @@ async def _work(settings: Settings, db: Database) -> None:
         await stopping.wait()
     finally:
         await runner.stop()  # running jobs get a moment to end; the rest are given back
+        await gateway.aclose()  # hands the judges' records to the writer
+        sandbox.close()
         db.close()

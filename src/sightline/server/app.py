@@ -14,6 +14,8 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 from .. import __version__, gc_tuning
+from ..evals import jobs as evals_jobs
+from ..evals.evaluator import Services
 from ..gateway import Gateway, KeyLookup
 from ..gateway.caching.cache import PURGE_KIND, purge_expired
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
@@ -25,6 +27,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics
 from .routers import (
     aieye,
+    evaluators,
     export,
     feedback,
     generations,
@@ -109,28 +112,30 @@ def create_app(
     app.state.db = db
     app.state.keys = KeyLookup(db, settings.key_cache_seconds)
     app.state.metrics = Metrics(db)
+    gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
+    sandbox = app.state.sandbox = Sandbox()  # custom pipeline functions' worker processes, started on use
+    services = Services(db, gateway, sandbox, settings)
     # Enqueues from any process; runs jobs only once started (in the lifespan).
-    runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings), settings)
+    runner = app.state.jobs = Runner.from_settings(db, job_handlers(settings, services), settings)
     install_error_handlers(app)
     app.router.routes.extend(ingest.routes)
     app.router.routes.extend(libretto.routes)  # its events come one per model call: a plain route
     app.router.routes.extend(pipelines.routes)  # POST /api/pipeline/call: each one is a model call or more
-    for module in (health, generations, feedback, scores, runs, export, jobs, prompts, pipelines):
+    for module in (health, generations, feedback, scores, evaluators, runs, export, jobs, prompts, pipelines):
         app.include_router(module.router)
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
         app.include_router(module.router)
     install_dashboard(app)
-    gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
-    sandbox = app.state.sandbox = Sandbox()  # custom pipeline functions' worker processes, started on use
     app.include_router(aieye.router)
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
 
 
-def job_handlers(settings: Settings) -> Handlers:
+def job_handlers(settings: Settings, services: Services) -> Handlers:
     """The kinds of background job a Sightline process runs (``serve`` and ``worker`` alike)."""
     handlers = Handlers()
+    evals_jobs.add_handlers(handlers, services)
     # One attempt: a purge that failed is simply done by the next period's.
     handlers.add(PURGE_KIND, purge_expired, every=settings.cache_purge_seconds, max_attempts=1)
     handlers.add(PRUNE_KIND, prune_finished(settings.job_keep_days), every=3600, max_attempts=1)

@@ -7,11 +7,15 @@ from .queue import (
     Fail,
     Job,
     LeaseLost,
+    Outcome,
+    Progress,
     PruneFinished,
+    PruneKind,
     Release,
     Renew,
     get_job,
     job_wire,
+    others_running,
 )
 
 __all__ = [
@@ -21,9 +25,13 @@ __all__ = [
     "Fail",
     "Job",
     "LeaseLost",
+    "Outcome",
     "PruneFinished",
+    "PruneKind",
+    "Progress",
     "Release",
     "Renew",
     "get_job",
     "job_wire",
+    "others_running",
 ]

@@ -39,14 +39,18 @@ __all__ = [
     "Fail",
     "Job",
     "LeaseLost",
+    "Outcome",
+    "Progress",
     "PruneFinished",
+    "PruneKind",
     "Release",
     "Renew",
     "get_job",
     "job_wire",
+    "others_running",
 ]
 
-_CLAIMED = ("id", "kind", "key", "project_id", "payload", "attempts", "max_attempts", "worker")
+_CLAIMED = ("id", "kind", "key", "project_id", "payload", "attempts", "max_attempts", "worker", "result")
 _ERROR_MAX = 4000  # characters of a failed attempt's error that are kept
 
 j = t.jobs
@@ -69,6 +73,8 @@ class Job:
     max_attempts: int
     worker: str
     key: str | None = None
+    # What an earlier attempt recorded of its progress (``Progress``): where to resume.
+    result: dict[str, Any] | None = None
 
 
 def _job(row: Any) -> Job:
@@ -81,6 +87,7 @@ def _job(row: Any) -> Job:
         max_attempts=row.max_attempts,
         worker=row.worker,
         key=row.key,
+        result=dict(row.result) if isinstance(row.result, dict) else None,
     )
 
 
@@ -212,6 +219,61 @@ class Complete:
 
 
 @dataclass(slots=True)
+class Progress:
+    """Record how far a running job has got (its ``result`` so far, e.g. ``{"done", "total",
+    "errors", "after"}``) together with the write of the work done up to there, in one transaction:
+    a job that is stopped and claimed again resumes from there, and no part of its work is written
+    twice. Raises :class:`LeaseLost` (and writes nothing) when ``worker`` no longer holds the job."""
+
+    job_id: int
+    worker: str
+    result: dict[str, Any]
+    write: WriteOp | None = None
+    size: int = 1
+
+    def apply(self, conn: Connection) -> Any:
+        answer = self.write.apply(conn) if self.write is not None else None
+        done = conn.execute(
+            update(j).where(_held(self.job_id, self.worker)).values(result=_result(self.result))
+        )
+        if not done.rowcount:
+            raise LeaseLost(f"job {self.job_id} is no longer held by this worker")
+        return answer
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a handler answers to end its job with ``result`` as the job's result (and no other write)."""
+
+    result: dict[str, Any]
+    size: int = 1
+
+    def apply(self, conn: Connection) -> dict[str, Any]:
+        return self.result
+
+
+@dataclass(slots=True)
+class PruneKind:
+    """Delete the succeeded jobs of ``kind`` that ended before ``before_us`` (a frequent periodic kind
+    keeps its own history short); answers how many."""
+
+    kind: str
+    before_us: int
+    size: int = 1
+
+    def apply(self, conn: Connection) -> int:
+        old = and_(j.c.kind == self.kind, j.c.state == "succeeded", j.c.finished_us < self.before_us)
+        return int(conn.execute(delete(j).where(old)).rowcount or 0)
+
+
+def others_running(conn: Connection, kind: str, job_id: int, now_us: int) -> bool:
+    """Whether an older job of ``kind`` is running under a live lease (a periodic job that overran
+    its period: the newer one may leave the work to it)."""
+    q = select(j.c.id).where(j.c.kind == kind, j.c.state == "running", j.c.id < job_id, j.c.due_us > now_us)
+    return conn.execute(q.limit(1)).first() is not None
+
+
+@dataclass(slots=True)
 class Fail:
     """Record a failed attempt: queued again from ``retry_at_us``, or, when that is ``None`` (the last
     attempt), failed for good. The error is kept either way. A no-op when ``worker`` no longer holds
@@ -279,14 +341,20 @@ class PruneFinished:
 
 
 def job_wire(row: Any) -> dict[str, Any]:
-    """A job as the API shows it (camelCase, times as ISO 8601)."""
+    """A job as the API shows it (camelCase, times as ISO 8601); a job that counts its progress
+    (``Progress``) also shows ``done``, ``total`` and ``errors`` at the top."""
 
     def at(us: int | None) -> str | None:
         return iso(us) if us is not None else None
 
+    progress = row.result if isinstance(row.result, dict) else {}
     return {
         "id": row.id,
         "kind": row.kind,
+        "status": row.state,
+        "done": progress.get("done"),
+        "total": progress.get("total"),
+        "errors": progress.get("errors"),
         "state": row.state,
         "attempts": row.attempts,
         "maxAttempts": row.max_attempts,

@@ -476,13 +476,13 @@ class ScoreField:
 
     def value(self) -> tuple[ColumnElement[Any], Kind]:
         sl = t.score_latest
-        column, kind = (sl.c.label, "text") if self.part == "label" else (sl.c.value, "number")
+        column: ColumnElement[Any] = sl.c.label if self.part == "label" else sl.c.value
         query = select(column).where(
             sl.c.project_id == self.source.c.project_id,
             sl.c.generation_id == self.source.c.id,
             sl.c.name == self.name,
         )
-        return query.scalar_subquery(), kind
+        return query.scalar_subquery(), "text" if self.part == "label" else "number"
 
     def number(self) -> ColumnElement[Any]:
         if self.part == "label":
