@@ -1,4 +1,5 @@
-"""``sightline eval run``: an evaluator over past generations, with a progress bar.
+"""``sightline eval run`` (an evaluator over past generations) and ``sightline dataset list|export``,
+with progress bars.
 
 The run is a backfill job on the one queue, run here (and by any ``serve`` or ``worker`` on the same
 database that claims it first): stopping this command leaves the job where it got to, and
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +21,7 @@ from ..settings import Settings
 from ..store import Database
 from .common import database_option, errors, open_database
 
-__all__ = ["eval_"]
+__all__ = ["dataset", "eval_"]
 
 
 def project_id(db: Database, name: str) -> int:
@@ -144,3 +146,61 @@ async def _run(settings: Settings, db: Database, pid: int, job_id: int) -> dict[
         "total": job["total"],
         "errors": job["errors"],
     }
+
+
+@click.group("dataset")
+def dataset() -> None:
+    """Datasets: list them, export one as fine-tuning chat JSONL, eval JSONL or CSV."""
+
+
+@dataset.command("list")
+@click.option("--project", required=True)
+@database_option
+@errors
+def dataset_list(project: str, database_url: str | None) -> None:
+    """The project's datasets: name, version, items."""
+    from ..store.evals.datasets import list_datasets
+
+    _, db = open_database(database_url)
+    pid = project_id(db, project)
+    with db.read() as conn:
+        for ds in list_datasets(conn, pid):
+            click.echo(f"{ds.name:<40} v{ds.version:<5} {ds.items} items")
+    db.close()
+
+
+@dataset.command("export")
+@click.argument("name")
+@click.option("--project", required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["openai-chat", "jsonl", "csv"]),
+    default="openai-chat",
+    show_default=True,
+)
+@click.option("--version", type=int, default=None, help="A past version (default: the current one)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@database_option
+@errors
+def dataset_export(
+    name: str, project: str, fmt: str, version: int | None, output: Path, database_url: str | None
+) -> None:
+    """Write dataset NAME to a file, with a progress bar."""
+    from rich.progress import Progress
+
+    from ..store.evals.datasets import export_items, get_dataset
+
+    _, db = open_database(database_url)
+    pid = project_id(db, project)
+    with db.read() as conn:
+        ds = get_dataset(conn, pid, name, version)
+    written = 0
+    with output.open("wb") as out, Progress(transient=True) as progress:
+        task = progress.add_task(f"exporting {ds.name} v{ds.version}", total=ds.items)
+        for chunk in export_items(db, ds, fmt):
+            out.write(chunk)
+            written += max(0, chunk.count(b"\n") - (1 if fmt == "csv" and written == 0 else 0))
+            progress.update(task, completed=min(written, ds.items))
+    db.close()
+    click.echo(f"wrote {ds.name} v{ds.version} ({ds.items} items) to {output}", err=True)

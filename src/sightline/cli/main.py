@@ -185,7 +185,9 @@ def create_admin(username: str | None, password: str | None, role: str, database
 
 @cli.command("export")
 @click.option("--project", required=True, help="Project to export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv", "openai-chat"]), default="jsonl", show_default=True
+)
 @click.option("--filter", "filters", multiple=True, help="A list filter as name=value (repeatable)")
 @click.option("--field", "fields", multiple=True, help="A field path to include (repeatable)")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -260,11 +262,12 @@ def restore(file: Path, database_url: str | None) -> None:
 
 
 def _register_groups() -> None:
-    from .evals import eval_
+    from .evals import dataset, eval_
     from .functions import functions
     from .providers import provider
     from .worker import worker
 
+    cli.add_command(dataset)
     cli.add_command(eval_)
     cli.add_command(functions)
     cli.add_command(provider)

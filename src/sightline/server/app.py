@@ -27,6 +27,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics
 from .routers import (
     aieye,
+    datasets,
     evaluators,
     export,
     feedback,
@@ -121,7 +122,19 @@ def create_app(
     app.router.routes.extend(ingest.routes)
     app.router.routes.extend(libretto.routes)  # its events come one per model call: a plain route
     app.router.routes.extend(pipelines.routes)  # POST /api/pipeline/call: each one is a model call or more
-    for module in (health, generations, feedback, scores, evaluators, runs, export, jobs, prompts, pipelines):
+    for module in (
+        health,
+        generations,
+        feedback,
+        scores,
+        evaluators,
+        datasets,
+        runs,
+        export,
+        jobs,
+        prompts,
+        pipelines,
+    ):
         app.include_router(module.router)
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
         app.include_router(module.router)

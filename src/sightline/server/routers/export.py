@@ -22,7 +22,10 @@ _BODY_KEYS = ("format", "filters", "fields")
 
 @router.post("/api/generations/export", summary="Stream generations as JSONL or CSV")
 async def export_(request: Request, key: ApiKeyDep) -> StreamingResponse:
-    """Body: ``{"format": "jsonl"|"csv", "filters": {MongoDB-style}, "fields": ["input", "model.id", ...]}``.
+    """Body: ``{"format": "jsonl"|"csv"|"openai-chat", "filters": {MongoDB-style}, "fields": [...]}``.
+
+    ``openai-chat`` writes OpenAI fine-tuning examples: each generation's input messages and, as the
+    assistant's answer, its user's ``betterResponse`` when one was given, else its output.
 
     ``filters`` is the filter of ``/api/generations/query``; its operators may also be written without
     ``$`` (``{"timestamp": {"gte": "2023-01-01T00:00:00Z"}}``). No row limit; memory stays flat."""
@@ -43,9 +46,10 @@ async def export_(request: Request, key: ApiKeyDep) -> StreamingResponse:
         yield from chunks
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    extension = "csv" if fmt == "csv" else "jsonl"
     return StreamingResponse(
         stream(),
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="generations-{stamp}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="generations-{stamp}.{extension}"'},
     )

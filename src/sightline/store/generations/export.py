@@ -1,4 +1,5 @@
-"""Exporting generations as JSON Lines or CSV, streamed in constant memory with no row limit.
+"""Exporting generations as JSON Lines, CSV or OpenAI fine-tuning chat examples, streamed in constant
+memory with no row limit.
 
 The rows are chosen by a MongoDB-style filter, compiled by the one query compiler (``store.mongo``).
 """
@@ -20,9 +21,9 @@ from ..engine.database import Database
 from ..mongo.filter import check_known, compile_filter
 from .queries import Context, context
 
-__all__ = ["DEFAULT_CSV_FIELDS", "count", "csv_cell", "export", "pick"]
+__all__ = ["DEFAULT_CSV_FIELDS", "chat_example", "count", "csv_cell", "export", "pick"]
 
-Format = Literal["jsonl", "csv"]
+Format = Literal["jsonl", "csv", "openai-chat"]
 _CHUNK = 2000
 DEFAULT_CSV_FIELDS = (
     "id",
@@ -74,6 +75,29 @@ def _check_fields(fields: Any) -> list[str] | None:
     return list(fields)
 
 
+def _messages(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m for m in value):
+        return [{"role": m["role"], "content": m.get("content")} for m in value]
+    if isinstance(value, Mapping) and isinstance(value.get("messages"), list):
+        return _messages(value["messages"])
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return [{"role": "user", "content": text}]
+
+
+def chat_example(input: Any, expected: Any) -> dict[str, Any] | None:
+    """One fine-tuning example in OpenAI's chat format: the input's messages (a text is the user's
+    message) and ``expected`` as the assistant's answer; None when there is no expected answer."""
+    if expected is None or expected == "":
+        return None
+    answer = expected if isinstance(expected, str) else orjson.dumps(expected).decode()
+    messages = _messages(input)
+    while messages and messages[-1]["role"] == "assistant":
+        messages.pop()  # the answer to learn is the one given here
+    if not messages:
+        return None
+    return {"messages": [*messages, {"role": "assistant", "content": answer}]}
+
+
 def csv_cell(value: Any) -> Any:
     """A value as a spreadsheet should read it: ``true``/``false``, plain decimals (never ``9e-06``),
     JSON for nested values, and text that would start a formula neutralised with a leading quote."""
@@ -121,8 +145,8 @@ def export(
     text as it is (only the environment, feedback and scores are spliced in): parsing and re-serialising
     every body would cost more than the rest.
     """
-    if fmt not in ("jsonl", "csv"):
-        raise InvalidInput(f"format must be 'jsonl' or 'csv', got {fmt!r}", field="format")
+    if fmt not in ("jsonl", "csv", "openai-chat"):
+        raise InvalidInput(f"format must be 'jsonl', 'csv' or 'openai-chat', got {fmt!r}", field="format")
     chosen = _check_fields(fields)
     g = t.generations
     columns = [
@@ -151,6 +175,9 @@ def export(
             ctx = context(conn, project_id, rows)
             if fmt == "jsonl" and chosen is None:
                 piece = b"".join(_line(ctx, row) for row in rows)
+            elif fmt == "openai-chat":
+                records = [ctx.overlay(row, orjson.loads(row["body"])) for row in rows]
+                piece = b"".join(_chat_line(record) for record in records)
             else:
                 records = [ctx.overlay(row, orjson.loads(row["body"])) for row in rows]
                 if fmt == "jsonl":
@@ -167,6 +194,18 @@ def export(
             budget.restart()  # the next chunk has the whole budget again
     if pending:
         yield pending
+
+
+def _chat_line(record: Mapping[str, Any]) -> bytes:
+    """A generation as a fine-tuning example: its input, and its user's better response if one was
+    given, else its output, as the assistant's answer; nothing for a failed call."""
+    if record.get("status") == "error":
+        return b""
+    expected = (record.get("feedback") or {}).get("betterResponse") or (record.get("output") or {}).get(
+        "content"
+    )
+    example = chat_example((record.get("input") or {}).get("content"), expected)
+    return orjson.dumps(example) + b"\n" if example else b""
 
 
 def _line(ctx: Context, row: Mapping[Any, Any]) -> bytes:

@@ -210,13 +210,8 @@ def context(
         )
         found = {r.id: r for r in conn.execute(q)}
     feedback: dict[str, Any] = {}
-    with_feedback = [
-        r["id"]
-        for r in rows
-        if r["feedback_rating"] is not None
-        or r["feedback_score"] is not None
-        or r["feedback_thumbs"] is not None
-    ]
+    # Every row's: a feedback of only a comment or a better response sets none of the columns.
+    with_feedback = [r["id"] for r in rows]
     if with_feedback:
         fb = t.feedback
         q = (
