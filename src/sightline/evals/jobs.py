@@ -7,6 +7,7 @@
   recorded only from where it started. Nothing is lost: a judge whose provider is down
   (``RetryLater``) leaves the cursor where it was, and that evaluator waits (doubling, up to
   ``job_backoff_seconds * 2**6``) before it is tried again; the others go on.
+- ``evals.experiment``: a prompt version or pipeline over a dataset (``evals.experiments``).
 - ``evals.backfill`` (``POST /api/evaluators/{id}/run``, ``sightline eval run``): one evaluator over
   the past generations a filter matches, newest first, a batch at a time; each batch's scores commit
   with the job's progress (``done``, ``total``, ``errors`` and where it got to), so a job that is
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -34,6 +36,7 @@ from ..store.generations.export import count
 from ..store.generations.queries import list_generations
 from ..store.jobs import Job, Outcome, Progress, PruneKind, others_running
 from .evaluator import Runnable, Services, sampled
+from .experiments import EXPERIMENT_KIND, run_experiment
 from .judge import JUDGE_TAG, RetryLater
 
 __all__ = ["BACKFILL_KIND", "ONLINE_KIND", "Evaluations", "add_handlers"]
@@ -172,4 +175,5 @@ def add_handlers(handlers: Handlers, services: Services) -> Evaluations:
     evaluations = Evaluations(services)
     handlers.add(ONLINE_KIND, evaluations.online, every=services.settings.eval_poll_seconds, max_attempts=1)
     handlers.add(BACKFILL_KIND, evaluations.backfill)
+    handlers.add(EXPERIMENT_KIND, functools.partial(run_experiment, services))
     return evaluations

@@ -116,6 +116,10 @@ class Runner:
         self._wake.set()
         return job_id
 
+    def wake(self) -> None:
+        """Look for due jobs now (one was enqueued by a write of its own, not :meth:`enqueue`)."""
+        self._wake.set()
+
     async def enqueue_periodic(self) -> None:
         """Enqueue each periodic kind's job for the current period, once per period and process."""
         now = self._now_us()
