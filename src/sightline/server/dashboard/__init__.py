@@ -6,6 +6,7 @@
     analytics.py    charts of requests, tokens, cost, latency, errors and the cache
     prompts.py      templates, their versions and the difference between two
     pipelines.py    functions (and their sync), pipelines with live validation and an execution form
+    evals.py        evaluators (online, backfills), datasets, experiments and their comparison
     admin.py        users and roles, API keys, provider keys (admins only)
 
 Pages work without JavaScript; ``static/app.js`` only adds to them (charts, auto-submitting pickers,
@@ -17,14 +18,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from . import admin, analytics, auth, generations, pipelines, prompts, runs
+from . import admin, analytics, auth, evals, generations, pipelines, prompts, runs
 from .context import html_errors
 from .render import STATIC_DIR
 
 __all__ = ["install", "router"]
 
 router = APIRouter(dependencies=[Depends(html_errors)], include_in_schema=False)
-for _module in (auth, generations, runs, analytics, prompts, pipelines, admin):
+for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin):
     router.include_router(_module.router)
 
 

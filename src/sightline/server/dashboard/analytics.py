@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from starlette.responses import Response
 
 from ...errors import InvalidInput
+from ...store.evals.scores import ScoreTrend, score_trends
 from ...store.generations.analytics import (
     CostRank,
     LatencySummary,
@@ -52,7 +53,7 @@ class Chart:
     id: str
     title: str
     kind: str  # "bar" (stacked), "line" or "hbar"
-    unit: str  # "count", "usd", "ms", "pct", "tokens"
+    unit: str  # "count", "usd", "ms", "pct", "tokens", "score"
     labels: list[str]
     series: list[Series]
     links: list[str | None] = field(default_factory=list)
@@ -137,6 +138,7 @@ class Results:
     ttft: LatencySummary
     users: list[CostRank]
     templates: list[CostRank]
+    scores: list[ScoreTrend]
 
 
 def _run_queries(request: Request, view: View, w: Window) -> Results:
@@ -158,7 +160,15 @@ def _run_queries(request: Request, view: View, w: Window) -> Results:
         ttft = pool.submit(read(lambda c: latency_percentiles(c, pid, w, env, "ttft")))
         users = pool.submit(read(lambda c: top_by_cost(c, pid, w, env, "user")))
         templates = pool.submit(read(lambda c: top_by_cost(c, pid, w, env, "template")))
-        return Results(usage.result(), latency.result(), ttft.result(), users.result(), templates.result())
+        scores = pool.submit(read(lambda c: score_trends(c, pid, w, env)))
+        return Results(
+            usage.result(),
+            latency.result(),
+            ttft.result(),
+            users.result(),
+            templates.result(),
+            scores.result(),
+        )
 
 
 def build_charts(results: Results, w: Window, scope: dict[str, str], tr: TimeRange) -> list[Chart]:
@@ -208,6 +218,16 @@ def build_charts(results: Results, w: Window, scope: dict[str, str], tr: TimeRan
             labels,
             [Series("saved", saved)],
             empty_text="Nothing saved by the cache in this range.",
+        ),
+        Chart(
+            "scores",
+            "Scores over time (average)",
+            "line",
+            "score",
+            labels,
+            [Series(trend.name, trend.averages) for trend in results.scores],
+            note="Evaluators' and people's scores by the hour they were given; each name's average.",
+            empty_text="No scores in this range: define an evaluator (Evaluations) or send feedback.",
         ),
         _ranking("users", "Top users by cost", results.users, filtered("userId")),
         _ranking("templates", "Top templates by cost", results.templates, filtered("template.name")),

@@ -207,6 +207,23 @@ class Row:
     run_id: str | None
     chat_id: str | None
     preview: str
+    scores: list[tuple[str, str, str]] = field(default_factory=list)  # (name, shown, what filters on it)
+
+
+def score_text(score: dict[str, Any]) -> str:
+    """A score as a cell shows it: its value (shortest form), its label, or both."""
+    value, label = score.get("value"), score.get("label")
+    shown = f"{value:.3g}" if isinstance(value, float | int) and not isinstance(value, bool) else ""
+    return f"{shown} {label}".strip() if label and label not in ("up", "down") else shown or str(label or "")
+
+
+def _scores(gen: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The record's latest scores but the feedback's own (the feedback column shows those)."""
+    return [
+        (name, score_text(s), s.get("label") or repr(s.get("value")))
+        for name, s in sorted((gen.get("scores") or {}).items())
+        if not name.startswith("feedback.")
+    ]
 
 
 def _preview(gen: dict[str, Any]) -> str:
@@ -242,6 +259,7 @@ def row(gen: dict[str, Any]) -> Row:
         run_id=gen.get("runId"),
         chat_id=gen.get("chatId"),
         preview=_preview(gen),
+        scores=_scores(gen),
     )
 
 

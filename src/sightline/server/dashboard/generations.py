@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput
 from ...schema import Feedback
+from ...store.evals import score_history
 from ...store.generations.analytics import distinct_models, list_feedback, prompt_names
 from ...store.generations.ingest import AddFeedback
 from ...store.generations.queries import get_generation, list_rows
@@ -40,6 +42,7 @@ class Filters:
     params: dict[str, str] = field(default_factory=dict)
     range: str = ""
     meta: list[str] = field(default_factory=list)
+    score: list[str] = field(default_factory=list)
 
     def form(self, name: str) -> str:
         return self.params.get(name, "")
@@ -62,6 +65,9 @@ def parse_filters(query: list[tuple[str, str]], environment: str | None, now: in
             if not sep or not key.strip():
                 raise InvalidInput(f"metadata filter {value!r}: write it as key=value", field="meta")
             rest.append((f"metadata.{key.strip()}", wanted.strip()))
+        elif name == "score":
+            if value:
+                rest.append(_score_param(value))
         else:
             rest.append((name, value))
     if relative in ("", "custom"):
@@ -86,7 +92,30 @@ def parse_filters(query: list[tuple[str, str]], environment: str | None, now: in
         params["limit"] = str(limit)
     f.environment = environment
     meta = [f"{k}={v}" for k, v in f.metadata.items()]
-    return Filters(f, limit, cursor, params, relative, meta)
+    score = [_score_text(name, value) for name, value in f.score_params.items()]
+    return Filters(f, limit, cursor, params, relative, meta, score)
+
+
+_SCORE_FORM = re.compile(r"\s*([^<>=\s]+)\s*(>=|<=|=)\s*(.+?)\s*")
+
+
+def _score_param(text: str) -> tuple[str, str]:
+    """``helpfulness>=0.8``, ``helpfulness<=0.5`` or ``correct=pass`` as a list filter parameter."""
+    found = _SCORE_FORM.fullmatch(text)
+    if found is None:
+        raise InvalidInput(
+            f"score filter {text!r}: write it as name=value, name>=number or name<=number", field="score"
+        )
+    name, op, value = found.groups()
+    return f"scores.{name}" + {"=": "", ">=": ".min", "<=": ".max"}[op], value
+
+
+def _score_text(param: str, value: str) -> str:
+    rest = param[len("scores.") :]
+    for suffix, op in ((".min", ">="), (".max", "<=")):
+        if rest.endswith(suffix):
+            return f"{rest[: -len(suffix)]}{op}{value}"
+    return f"{rest}={value}"
 
 
 def _choices(request: Request, project_id: int) -> tuple[list[str], list[str]]:
@@ -103,8 +132,9 @@ def generations_page(request: Request, view: ViewDep) -> Response:
         filters = parse_filters(request.query_params.multi_items(), view.environment, now_us())
     except InvalidInput as exc:  # show the form as it was sent, with what is wrong
         q = request.query_params
-        sent = {k: v for k, v in q.items() if k not in (*_SCOPE_PARAMS, "meta", "cursor")}
-        filters, error = Filters(params=sent, meta=q.getlist("meta")), exc.message
+        sent = {k: v for k, v in q.items() if k not in (*_SCOPE_PARAMS, "meta", "score", "cursor")}
+        filters = Filters(params=sent, meta=q.getlist("meta"), score=q.getlist("score"))
+        error = exc.message
     rows: list[Any] = []
     next_url = None
     if error is None:
@@ -146,6 +176,7 @@ def generation_page(generation_id: str, request: Request, view: ViewDep) -> Resp
     with request.app.state.db.read() as conn:
         gen = get_generation(conn, view.project_id, generation_id)
         history = list_feedback(conn, view.project_id, generation_id)
+        scores = score_history(conn, view.project_id, generation_id=gen["id"])
     shown = detail(gen)
     return page(
         request,
@@ -154,6 +185,7 @@ def generation_page(generation_id: str, request: Request, view: ViewDep) -> Resp
         title=f"{shown.row.model} · {shown.row.timestamp[:19].replace('T', ' ')}",
         g=shown,
         history=[(fb, feedback_summary(fb)) for fb in reversed(history)],
+        scores=list(reversed(scores)),
     )
 
 

@@ -91,6 +91,12 @@
     if (area.value.trim()) { check(); }
   });
 
+  // A page that shows a job at work (a backfill's progress) reloads itself until the job ends.
+  var refreshing = document.querySelector("[data-refresh]");
+  if (refreshing && Number(refreshing.getAttribute("data-refresh")) > 0) {
+    setTimeout(function () { window.location.reload(); }, Number(refreshing.getAttribute("data-refresh")) * 1000);
+  }
+
   // Code blocks with a known language get colours when highlight.js is installed.
   if (window.hljs) {
     document.querySelectorAll("pre.code code[class*='language-']").forEach(function (block) {

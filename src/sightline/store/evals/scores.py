@@ -24,17 +24,20 @@ from sqlalchemy import Connection, insert, select
 from ...schema import Score
 from .. import tables as t
 from ..engine.dialect import upsert, upsert_add
+from ..generations.analytics import Window
 from ..generations.records import Scope, iso, to_us
 from ..generations.rollups import HOUR_US
 
 __all__ = [
     "FEEDBACK_SCORES",
     "RecordScores",
+    "ScoreTrend",
     "feedback_scores",
     "latest_run_scores",
     "latest_scores",
     "score_history",
     "score_row",
+    "score_trends",
     "score_wire",
     "write_scores",
 ]
@@ -188,6 +191,48 @@ def _targets_exist(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[
         )
         in found
         for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTrend:
+    """One score name over a window's buckets: how many scores had a value, their average, and how
+    many evaluations failed, per bucket."""
+
+    name: str
+    counts: list[int]
+    averages: list[float | None]
+    errors: list[int]
+
+
+def score_trends(
+    conn: Connection, project_id: int, w: Window, environment: str | None = None, limit: int = 8
+) -> list[ScoreTrend]:
+    """The scores given in ``w`` (by the hour they were given, from ``rollup_scores``), the ``limit``
+    names with the most scores first."""
+    r = t.rollup_scores
+    start = w.start_us - w.start_us % HOUR_US
+    q = select(r.c.hour_us, r.c.name, r.c["count"], r.c.total, r.c.errors).where(
+        r.c.project_id == project_id, r.c.hour_us >= start, r.c.hour_us < w.end_us
+    )
+    if environment is not None:
+        q = q.where(r.c.environment == environment)
+    found: dict[str, tuple[list[int], list[float], list[int]]] = {}
+    for hour, name, count, total, errors in conn.execute(q):
+        index = min(max(0, (hour - w.start_us) // w.bucket_us), w.count - 1)
+        counts, totals, failed = found.setdefault(name, ([0] * w.count, [0.0] * w.count, [0] * w.count))
+        counts[index] += int(count)
+        totals[index] += float(total)
+        failed[index] += int(errors)
+    ranked = sorted(found.items(), key=lambda item: -sum(item[1][0]))[:limit]
+    return [
+        ScoreTrend(
+            name,
+            counts,
+            [total / n if n else None for total, n in zip(totals, counts, strict=True)],
+            failed,
+        )
+        for name, (counts, totals, failed) in ranked
     ]
 
 
