@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ class EvalApi:
     jobs: Runner
     settings: Settings
     key: str
+    app: Any
 
     async def ingest(self, generations: list[dict[str, Any]]) -> None:
         batch = [{"type": "generation", "body": g} for g in generations]
@@ -54,10 +56,18 @@ class EvalApi:
 
 
 @pytest.fixture
-async def evals_api(database_url: str, upstream: FakeOpenAI) -> AsyncIterator[EvalApi]:
+def functions_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "functions"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+async def evals_api(database_url: str, upstream: FakeOpenAI, functions_dir: Path) -> AsyncIterator[EvalApi]:
     from sightline.server.app import create_app
 
     settings = Settings(
+        functions_dir=functions_dir,
         database_url=database_url,
         key_cache_seconds=0,
         upstream_url=upstream.base_url,
@@ -76,4 +86,4 @@ async def evals_api(database_url: str, upstream: FakeOpenAI) -> AsyncIterator[Ev
             base_url="http://sightline.test",
             headers={"Authorization": f"Bearer {secret}"},
         ) as http:
-            yield EvalApi(http, db, app.state.jobs, settings, secret)
+            yield EvalApi(http, db, app.state.jobs, settings, secret, app)

@@ -184,3 +184,32 @@ async def test_versions_and_attachment(evals_api: EvalApi) -> None:
     assert off.json()["online"] is False
     bad = await api.http.patch("/api/evaluators/len", json={"sampleRate": -1})
     assert bad.status_code == 400
+
+
+async def test_a_custom_function_scores_and_its_failures_are_recorded(
+    evals_api: EvalApi, functions_dir: Any
+) -> None:
+    api = evals_api
+    (functions_dir / "custom_checks.py").write_text(
+        "def word_count(output: str, metadata: dict) -> dict:\n"
+        "    if output == 'boom':\n"
+        "        raise ValueError('cannot count that')\n"
+        "    return {'value': len(output.split()), 'comment': metadata.get('plan', {}).get('value', '')}\n"
+    )
+    from sightline.pipelines.service import sync_functions
+    from sightline.store.access.audit import Actor
+
+    state = api.app.state
+    await sync_functions(state.db, state.settings, state.sandbox, Actor("system"))
+    r = await api.http.post(
+        "/api/evaluators",
+        json={"name": "words", "type": "function", "config": {"function": "word_count"}, "filter": {}},
+    )
+    assert r.status_code == 201, r.text
+    counted, broken = gen("gpt-4o", "three short words"), gen("gpt-4o", "boom")
+    await api.ingest([counted, broken])
+    await api.run_jobs()
+    [score] = await api.scores_of(counted["id"])
+    assert (score["value"], score["comment"], score["source"]) == (3.0, "pro", "rule")
+    [failed] = await api.scores_of(broken["id"])
+    assert failed["value"] is None and "cannot count that" in failed["error"]

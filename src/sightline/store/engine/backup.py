@@ -29,6 +29,15 @@ _ORDER = [
     t.generation_metadata,
     t.feedback,
     t.prompt_versions,
+    t.scores,
+    t.score_latest,
+    t.rollup_scores,
+    t.evaluators,
+    t.evaluator_versions,
+    t.datasets,
+    t.dataset_items,
+    t.experiments,
+    t.experiment_items,
 ]
 _BATCH = 2000
 
