@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection
@@ -41,6 +41,7 @@ from .evaluator import Runnable, Services, evaluator_caller
 __all__ = ["EXPERIMENT_KIND", "check_target", "run_experiment"]
 
 EXPERIMENT_KIND = "evals.experiment"
+T = TypeVar("T")
 _BATCH = 50
 
 
@@ -207,8 +208,12 @@ async def run_experiment(services: Services, job: Job) -> Any:
         prompt = _prompt(conn, project_id, experiment.target) if "prompt" in experiment.target else None
         return experiment, dataset, runnables, prompt, done_items(conn, experiment.id)
 
-    with db.read() as conn:
-        experiment, dataset, runnables, prompt, done = plan(conn)
+    def read(query: Callable[[Connection], T]) -> T:
+        with db.read() as conn:
+            return query(conn)
+
+    # Reads in a worker thread: the event loop goes on answering requests meanwhile.
+    experiment, dataset, runnables, prompt, done = await asyncio.to_thread(read, plan)
     run = _Run(services, experiment, str(job.payload.get("environment") or "default"))
     progress = {"done": len(done), "total": dataset.items, "errors": 0, **(job.result or {})}
     progress["total"] = dataset.items
@@ -220,8 +225,9 @@ async def run_experiment(services: Services, job: Job) -> Any:
 
     after = 0
     while True:
-        with db.read() as conn:
-            page = list_items(conn, dataset, after, _BATCH)
+        page = await asyncio.to_thread(
+            read, lambda conn, after=after: list_items(conn, dataset, after, _BATCH)
+        )
         if not page:
             break
         after = page[-1]["id"]

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -76,20 +77,26 @@ class Evaluations:
         self.services = services
         self.waiting = _Waiting(services.settings.job_backoff_seconds)
 
-    def _read(self, query: Any) -> Any:
-        with self.services.db.read() as conn:
-            return query(conn)
+    async def _read(self, query: Any) -> Any:
+        """``query(conn)`` on a read connection, in a worker thread: the event loop goes on answering
+        ingest and the gateway meanwhile."""
+
+        def run() -> Any:
+            with self.services.db.read() as conn:
+                return query(conn)
+
+        return await asyncio.to_thread(run)
 
     async def online(self, job: Job) -> Any:
         """Evaluate what was written since each online evaluator's cursor."""
         db, settings = self.services.db, self.services.settings
         now_us = time.time_ns() // 1000
-        if self._read(lambda conn: others_running(conn, ONLINE_KIND, job.id, now_us)):
+        if await self._read(lambda conn: others_running(conn, ONLINE_KIND, job.id, now_us)):
             return None  # the previous period's job is still at it
         started = time.monotonic()
         evaluated = errors = 0
         waiting: list[str] = []
-        for evaluator in self._read(online_evaluators):
+        for evaluator in await self._read(online_evaluators):
             if not self.waiting.ready(evaluator.id, time.monotonic()):
                 waiting.append(evaluator.name)
                 continue
@@ -114,12 +121,12 @@ class Evaluations:
 
     async def _catch_up(self, evaluator: Evaluator, started: float) -> tuple[int, int]:
         settings = self.services.settings
-        runnable = self._read(lambda conn: Runnable.load(conn, evaluator))
+        runnable = await self._read(lambda conn: Runnable.load(conn, evaluator))
         done = failed = 0
         cursor = evaluator.cursor_seq
         while time.monotonic() - started <= _ONLINE_BUDGET:
             current = replace(evaluator, cursor_seq=cursor)
-            records, to_seq = self._read(
+            records, to_seq = await self._read(
                 lambda conn, current=current: pending_generations(conn, current, settings.eval_batch)
             )
             if to_seq == cursor:
@@ -141,8 +148,10 @@ class Evaluations:
         payload, project_id = job.payload, job.project_id
         if project_id is None:
             raise InvalidInput("a backfill belongs to a project")
-        evaluator = self._read(lambda conn: get_evaluator(conn, project_id, int(payload["evaluatorId"])))
-        runnable = self._read(lambda conn: Runnable.load(conn, evaluator))
+        evaluator = await self._read(
+            lambda conn: get_evaluator(conn, project_id, int(payload["evaluatorId"]))
+        )
+        runnable = await self._read(lambda conn: Runnable.load(conn, evaluator))
         flt: dict[str, Any] = {"$and": [payload.get("filter") or {}, {"metadata.tags": {"$ne": JUDGE_TAG}}]}
         progress: dict[str, Any] = dict(job.result or {})
         progress.setdefault("evaluatorId", evaluator.id)
@@ -150,11 +159,11 @@ class Evaluations:
         progress.setdefault("done", 0)
         progress.setdefault("errors", 0)
         if progress.get("total") is None:
-            progress["total"] = count(self.services.db, project_id, flt)
+            progress["total"] = await asyncio.to_thread(count, self.services.db, project_id, flt)
             await self.services.db.writer.write(Progress(job.id, job.worker, progress))
         while not progress.get("finished"):
             after = progress.get("after")
-            page = self._read(
+            page = await self._read(
                 lambda conn, after=after: list_generations(
                     conn, project_id, flt, self.services.settings.eval_batch, after
                 )
