@@ -418,6 +418,7 @@ def compare_page(request: Request, view: ViewDep, a: int, b: int) -> Response:
     names = sorted(set(compared["a"]["summary"]["scores"]) | set(compared["b"]["summary"]["scores"]))
     for item in compared["items"]:
         item["inputText"] = _short(item["input"])
+        item["expectedText"] = _short(item["expectedOutput"]) if item["expectedOutput"] is not None else ""
         for side in ("a", "b"):
             result = item[side] or {}
             item[f"{side}Text"] = (
