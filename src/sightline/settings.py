@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     eval_concurrency: int = Field(
         default=8, ge=1, le=256, description="LLM judge or function calls one evaluator makes at once"
     )
+    retention_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between runs of the retention policies"
+    )
     cache_purge_seconds: float = Field(
         default=600.0, gt=0, description="Seconds between purges of expired gateway cache entries"
     )

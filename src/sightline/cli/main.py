@@ -265,12 +265,15 @@ def _register_groups() -> None:
     from .evals import dataset, eval_
     from .functions import functions
     from .providers import provider
+    from .retention import erase, retention
     from .worker import worker
 
     cli.add_command(dataset)
     cli.add_command(eval_)
     cli.add_command(functions)
     cli.add_command(provider)
+    cli.add_command(retention)
+    cli.add_command(erase)
     cli.add_command(worker)
 
 

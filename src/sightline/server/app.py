@@ -19,6 +19,7 @@ from ..evals.evaluator import Services
 from ..gateway import Gateway, KeyLookup
 from ..gateway.caching.cache import PURGE_KIND, purge_expired
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
+from ..jobs.retention import RETENTION_KIND, retention_handler
 from ..pipelines.sandbox import Sandbox
 from ..settings import Settings
 from ..store import Database, migrate
@@ -42,6 +43,7 @@ from .routers import (
     pipelines,
     prompts,
     proxy,
+    retention,
     runs,
     scores,
 )
@@ -131,6 +133,7 @@ def create_app(
         evaluators,
         datasets,
         experiments,
+        retention,
         runs,
         export,
         jobs,
@@ -151,6 +154,9 @@ def job_handlers(settings: Settings, services: Services) -> Handlers:
     """The kinds of background job a Sightline process runs (``serve`` and ``worker`` alike)."""
     handlers = Handlers()
     evals_jobs.add_handlers(handlers, services)
+    handlers.add(
+        RETENTION_KIND, retention_handler(services.db), every=settings.retention_seconds, max_attempts=1
+    )
     # One attempt: a purge that failed is simply done by the next period's.
     handlers.add(PURGE_KIND, purge_expired, every=settings.cache_purge_seconds, max_attempts=1)
     handlers.add(PRUNE_KIND, prune_finished(settings.job_keep_days), every=3600, max_attempts=1)

@@ -82,7 +82,7 @@ def record_audit(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordAudit:
     """A write operation for the single writer: one audit row on its own (an action whose change was
     written elsewhere, or none: a refused login, an export)."""

@@ -42,9 +42,11 @@ from .generations import (
 from .jobs import JOB_STATES, jobs
 from .pipelines import functions, pipelines
 from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_versions
+from .retention import retention_policies
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
+    "retention_policies",
     "scores",
     "score_latest",
     "rollup_scores",
