@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -108,3 +110,24 @@ def test_a_real_server_ingests_and_exports(server: ServerProcess, tmp_path: Path
     again = run("export", "--project", "demo", "--output", str(copy), database_url=f"sqlite:///{restored}")
     assert again.returncode == 0, again.stderr
     assert copy.read_bytes().count(b"\n") == 50
+
+
+def test_retention_and_erasure_from_the_command_line(server: ServerProcess) -> None:
+    long_ago = (datetime.now(UTC) - timedelta(days=100)).isoformat()
+    gens = [generation(id=str(uuid.uuid4()), timestamp=long_ago) for _ in range(3)]
+    gens.append(generation(id=str(uuid.uuid4()), metadata={"userId": "carol"}))
+    batch = [{"type": "generation", "body": g} for g in gens]
+    headers = {"Authorization": f"Bearer {server.key}"}
+    assert httpx.post(f"{server.url}/api/ingest", json={"batch": batch}, headers=headers).status_code == 200
+    bad = server.cli("retention", "set", "--project", "demo", "--delete-after", "3", "--anonymise-after", "4")
+    assert bad.returncode != 0 and "exactly one" in bad.stderr
+    done = server.cli("retention", "set", "--project", "demo", "--delete-after", "30")
+    assert done.returncode == 0, done.stderr
+    dry = server.cli("retention", "run", "--dry-run")
+    assert dry.returncode == 0 and '"generations": 3' in dry.stdout, dry.stdout + dry.stderr
+    ran = server.cli("retention", "run")
+    assert ran.returncode == 0 and '"generations": 3' in ran.stdout, ran.stdout + ran.stderr
+    erased = server.cli("erase", "--project", "demo", "--user-id", "carol")
+    assert erased.returncode == 0 and '"generations": 1' in erased.stdout, erased.stdout + erased.stderr
+    left = httpx.get(f"{server.url}/api/generations", headers=headers).json()["data"]
+    assert left == []
