@@ -29,6 +29,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "QueryTimeout",
+    "RateLimited",
     "SightlineError",
     "Unavailable",
     "UpstreamError",
@@ -89,6 +90,17 @@ class UpstreamError(SightlineError):
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "upstream_timeout"
+
+
+class RateLimited(SightlineError):
+    """Over a rate limit or budget: answered 429 with ``headers`` (``Retry-After``, ``x-ratelimit-*``)."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+    def __init__(self, message: str, headers: dict[str, str], *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.headers = headers
 
 
 class Unavailable(SightlineError):

@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     eval_concurrency: int = Field(
         default=8, ge=1, le=256, description="LLM judge or function calls one evaluator makes at once"
     )
+    limits_fail_open: bool = Field(
+        default=True,
+        description="When rate limit counters cannot be reached (Redis down): let requests through",
+    )
     retention_seconds: float = Field(
         default=3600.0, gt=0, description="Seconds between runs of the retention policies"
     )

@@ -265,7 +265,7 @@ def _register_groups() -> None:
     from .evals import dataset, eval_
     from .functions import functions
     from .providers import provider
-    from .retention import erase, retention
+    from .retention import erase, limits, retention
     from .worker import worker
 
     cli.add_command(dataset)
@@ -274,6 +274,7 @@ def _register_groups() -> None:
     cli.add_command(provider)
     cli.add_command(retention)
     cli.add_command(erase)
+    cli.add_command(limits)
     cli.add_command(worker)
 
 

@@ -1,4 +1,5 @@
-"""``sightline retention set|list|run`` and ``sightline erase``: retention policies and erasure."""
+"""``sightline retention set|list|run``, ``sightline erase`` and ``sightline limits set``: retention
+policies, erasure, rate limits and budgets."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..store.access.audit import Actor
 from .common import database_option, errors, open_database
 from .evals import project_id
 
-__all__ = ["erase", "retention"]
+__all__ = ["erase", "limits", "retention"]
 
 _SYSTEM = Actor("system", name="cli")
 
@@ -140,3 +141,53 @@ def erase(project: str, user_id: str, anonymise: bool, database_url: str | None)
     finally:
         db.close()
     click.echo(json.dumps(counts))
+
+
+@click.group()
+def limits() -> None:
+    """Rate limits and budgets of a project or one of its API keys."""
+
+
+@limits.command("set")
+@click.option("--project", required=True)
+@click.option(
+    "--key", "key_id", type=int, default=None, help="An API key's id (default: the project's limits)"
+)
+@click.option("--requests-per-minute", type=int, default=None)
+@click.option("--tokens-per-minute", type=int, default=None)
+@click.option("--cost-per-day", type=float, default=None, metavar="USD")
+@click.option("--cost-per-month", type=float, default=None, metavar="USD")
+@click.option("--user-requests-per-minute", type=int, default=None, help="Per end user on the gateway")
+@database_option
+@errors
+def limits_set(
+    project: str,
+    key_id: int | None,
+    requests_per_minute: int | None,
+    tokens_per_minute: int | None,
+    cost_per_day: float | None,
+    cost_per_month: float | None,
+    user_requests_per_minute: int | None,
+    database_url: str | None,
+) -> None:
+    """Set limits (the ones given; the others stay). Servers apply them within a second."""
+    from ..store.access.limits import SetLimits, check_limits
+
+    given = {
+        "requestsPerMinute": requests_per_minute,
+        "tokensPerMinute": tokens_per_minute,
+        "costPerDay": cost_per_day,
+        "costPerMonth": cost_per_month,
+        "userRequestsPerMinute": user_requests_per_minute,
+    }
+    values = check_limits({k: v for k, v in given.items() if v is not None}, key_id or 0)
+    if not values:
+        raise click.UsageError("give at least one limit")
+    _, db = open_database(database_url)
+    pid = project_id(db, project)
+    db.start()
+    try:
+        found = db.writer.write_sync(SetLimits(pid, key_id or 0, values, _SYSTEM, time.time_ns() // 1000))
+    finally:
+        db.close()
+    click.echo(json.dumps(found.wire()))

@@ -40,6 +40,7 @@ from .forwarding.providers import ProviderDirectory
 from .forwarding.sse import assemble, replay
 from .forwarding.upstream import Target, Upstream, UpstreamResponse
 from .keys import Caller, KeyLookup
+from .limits import Limiter
 from .recording.recorder import Recorder
 
 __all__ = ["Gateway", "answer_text"]
@@ -87,6 +88,7 @@ class Gateway:
             db, settings.secret_key, settings.upstream_url, settings.upstream_api_key
         )
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
+        self.limiter = Limiter(db, settings.redis_url, fail_open=settings.limits_fail_open)
         self.in_flight = 0  # requests being answered (counted by the server's handler)
         self.recorder = Recorder(db.writer, in_flight=lambda: self.in_flight)
         self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
@@ -163,6 +165,7 @@ class Gateway:
         is sent.
         """
         scope = caller.key.scope
+        await self.limiter.check(caller.key, context.user_id)  # before anything reaches the provider
         call = await self.open(
             scope, endpoint, body, context, default_cache=default_cache, started=started, wall=wall
         )
@@ -357,4 +360,5 @@ class Gateway:
         """Hand what is left to the writer and close the upstream connections and the cache."""
         self.recorder.close()
         await self.cache.aclose()
+        await self.limiter.aclose()
         await self.upstream.aclose()

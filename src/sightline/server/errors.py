@@ -110,7 +110,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if renderer is not None:
             rendered: Response = renderer(request, exc)
             return rendered
-        return error_response(exc.status_code, exc.error_type, exc.message, exc.field)
+        response = error_response(exc.status_code, exc.error_type, exc.message, exc.field)
+        response.headers.update(getattr(exc, "headers", {}))  # Retry-After of a RateLimited
+        return response
 
     async def request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

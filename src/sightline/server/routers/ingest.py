@@ -246,6 +246,7 @@ async def ingest(request: Request) -> JSON:
     """
     started = time.perf_counter()
     key = await require_key(request)
+    await request.app.state.gateway.limiter.check(key, budgets=False)  # the key's requests per minute
     raw = await read_buffer(request)  # the body once, not a second time joined from its parts
     if not raw or raw.isspace():
         raise InvalidInput("request body is empty; expected JSON")
@@ -276,6 +277,7 @@ async def create_generation(request: Request) -> JSON:
     """Body: one Generation. 201 ``{"id"}`` once committed; 200 when that id was already recorded."""
     started = time.perf_counter()
     key = await require_key(request)
+    await request.app.state.gateway.limiter.check(key, budgets=False)
     raw = await read_raw(request)
     if not raw.strip():
         raise InvalidInput("request body is empty; expected JSON")

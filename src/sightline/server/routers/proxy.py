@@ -74,7 +74,8 @@ class ProxyApp:
             return
         except SightlineError as exc:
             # Raised only before an answer starts: once it has, failures are recorded on the call.
-            await _respond(send, exc.status_code, list(_JSON), openai_error(exc))
+            extra = [(k.encode(), v.encode()) for k, v in getattr(exc, "headers", {}).items()]
+            await _respond(send, exc.status_code, [*_JSON, *extra], openai_error(exc))
         except Exception as exc:
             log.error("gateway error on %s %s\n%s", scope["method"], scope["path"], redacted_traceback(exc))
             error = SightlineError("Sightline hit an internal error; it has been logged")

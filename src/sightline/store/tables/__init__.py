@@ -40,12 +40,15 @@ from .generations import (
     sequences,
 )
 from .jobs import JOB_STATES, jobs
+from .limits import limit_usage, limits
 from .pipelines import functions, pipelines
 from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_versions
 from .retention import retention_policies
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
+    "limit_usage",
+    "limits",
     "retention_policies",
     "scores",
     "score_latest",

@@ -1,0 +1,53 @@
+"""Rate limits and budgets of the key's project and of its keys, and what has been spent so far."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...errors import InvalidInput
+from ...store.access.audit import Actor
+from ...store.access.limits import SetLimits, check_limits, get_limits, spent
+from ..auth import ApiKeyDep
+from ..body import read_json
+from ..responses import JSON
+
+router = APIRouter(tags=["limits"])
+
+_MINUTE_US, _DAY_US = 60_000_000, 86_400_000_000
+
+
+@router.put("/api/limits", summary="Set rate limits and budgets of the project or of one of its keys")
+async def set_limits(request: Request, key: ApiKeyDep) -> JSON:
+    """Body: ``keyId`` (leave out: the project's), and any of ``requestsPerMinute``,
+    ``tokensPerMinute``, ``costPerDay``, ``costPerMonth`` (USD), ``userRequestsPerMinute`` (per end
+    user on the gateway); ``null`` removes one. Every server process applies a change within a second."""
+    body = await read_json(request)
+    key_id = body.pop("keyId", None) or 0
+    if isinstance(key_id, bool) or not isinstance(key_id, int) or key_id < 0:
+        raise InvalidInput("keyId: an API key's id", field="keyId")
+    values = check_limits(body, key_id)
+    actor = Actor("key", key.id, key.prefix, request.client.host if request.client is not None else None)
+    limits = await request.app.state.db.writer.write(
+        SetLimits(key.project_id, key_id, values, actor, time.time_ns() // 1000)
+    )
+    request.app.state.gateway.limiter.forget(key.project_id)
+    return JSON(limits.wire())
+
+
+@router.get("/api/limits", summary="The project's limits and what it has spent so far")
+def get(request: Request, key: ApiKeyDep) -> JSON:
+    now_us = time.time_ns() // 1000
+    moment = datetime.fromtimestamp(now_us / 1_000_000, UTC)
+    month = int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    with request.app.state.db.read() as conn:
+        limits: list[Any] = [x.wire() for x in get_limits(conn, key.project_id)]
+        used = {
+            "tokensThisMinute": spent(conn, key.project_id, now_us - now_us % _MINUTE_US, tokens=True),
+            "costToday": spent(conn, key.project_id, now_us - now_us % _DAY_US, tokens=False),
+            "costThisMonth": spent(conn, key.project_id, month, tokens=False),
+        }
+    return JSON({"data": limits, "spent": used})
