@@ -124,7 +124,7 @@ async def test_the_cache_purge_runs_as_a_periodic_job(db: Database, clock: Clock
     gateway, sandbox = Gateway(settings, db), Sandbox()
     runner = Runner(db, job_handlers(settings, Services(db, gateway, sandbox, settings)), clock=clock)
 
-    assert await runner.run_once() == 4  # the purge, the queue's pruning, online evaluation, retention
+    assert await runner.run_once() == 5  # cache purge, job pruning, online evaluation, retention, counters
     await gateway.aclose()
     sandbox.close()
     [job] = [row for row in _jobs(db) if row.kind == "gateway.cache.purge"]

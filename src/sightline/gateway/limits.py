@@ -31,10 +31,13 @@ from typing import Any
 
 from ..errors import RateLimited
 from ..store import Database
-from ..store.access.limits import Limits, TakeRequests, get_limits, spent
+from ..store.access.limits import Limits, PruneUsage, TakeRequests, get_limits, spent
 from ..store.access.projects import ApiKey
+from ..store.jobs import Job
 
-__all__ = ["Limiter"]
+__all__ = ["PRUNE_USAGE_KIND", "Limiter", "prune_usage"]
+
+PRUNE_USAGE_KIND = "limits.prune"
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +215,11 @@ class Limiter:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+async def prune_usage(job: Job) -> PruneUsage:
+    """The hourly job's handler: drop request counters of minutes that ended over an hour ago."""
+    return PruneUsage(int(time.time() * 1_000_000) - 3600 * 1_000_000)
 
 
 def _headers(kind: str, cap: float, reset: float) -> dict[str, str]:

@@ -18,6 +18,7 @@ from ..evals import jobs as evals_jobs
 from ..evals.evaluator import Services
 from ..gateway import Gateway, KeyLookup
 from ..gateway.caching.cache import PURGE_KIND, purge_expired
+from ..gateway.limits import PRUNE_USAGE_KIND, prune_usage
 from ..jobs import PRUNE_KIND, Handlers, Runner, prune_finished
 from ..jobs.retention import RETENTION_KIND, retention_handler
 from ..pipelines.sandbox import Sandbox
@@ -162,6 +163,7 @@ def job_handlers(settings: Settings, services: Services) -> Handlers:
     # One attempt: a purge that failed is simply done by the next period's.
     handlers.add(PURGE_KIND, purge_expired, every=settings.cache_purge_seconds, max_attempts=1)
     handlers.add(PRUNE_KIND, prune_finished(settings.job_keep_days), every=3600, max_attempts=1)
+    handlers.add(PRUNE_USAGE_KIND, prune_usage, every=3600, max_attempts=1)
     return handlers
 
 
