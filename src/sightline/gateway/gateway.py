@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -89,6 +89,8 @@ class Gateway:
         )
         self.cache = ResponseCache(db, settings.cache_ttl, settings.redis_url)
         self.limiter = Limiter(db, settings.redis_url, fail_open=settings.limits_fail_open)
+        # Called with each finished model call (the server's metrics count them by status and cache).
+        self.observers: list[Callable[[Call], None]] = []
         self.in_flight = 0  # requests being answered (counted by the server's handler)
         self.recorder = Recorder(db.writer, in_flight=lambda: self.in_flight)
         self._signers: dict[str, Signer] = {}  # by API key: signing then costs one HMAC update
@@ -341,6 +343,8 @@ class Gateway:
         if context.run_id is not None and context.user_id is not None:
             self.recorder.announce_run(scope, context.run_id, context.user_id)
         self.recorder.add(scope, call)
+        for observer in self.observers:
+            observer(call)
 
     def _store(self, call: Call) -> None:
         assert call.cache_key is not None

@@ -119,6 +119,7 @@ def create_app(
     app.state.keys = KeyLookup(db, settings.key_cache_seconds)
     app.state.metrics = Metrics(db)
     gateway = app.state.gateway = Gateway(settings, db, app.state.keys)
+    gateway.observers.append(app.state.metrics.call_finished)
     sandbox = app.state.sandbox = Sandbox()  # custom pipeline functions' worker processes, started on use
     services = Services(db, gateway, sandbox, settings)
     # Enqueues from any process; runs jobs only once started (in the lifespan).

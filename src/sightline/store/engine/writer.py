@@ -23,6 +23,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -100,6 +101,22 @@ def _settle_concurrent(future: Future[Any], result: Any, error: BaseException | 
             future.set_result(result)
 
 
+Observer = Callable[["WriteOp", Any, float], None]
+
+
+def _observed(
+    observers: tuple[Observer, ...], op: WriteOp, started: float, future: asyncio.Future[Any]
+) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    seconds = time.perf_counter() - started
+    for observer in observers:
+        try:
+            observer(op, future.result(), seconds)
+        except Exception:  # noqa: BLE001 - an observer's failure never fails a write
+            log.exception("a write observer failed")
+
+
 class QueuedWriter(ABC):
     """How a write is handed to the writer and waited for, whatever runs it (a thread here, or a
     process: ``writer_process.ProcessWriter``)."""
@@ -126,6 +143,8 @@ class QueuedWriter(ABC):
     def submit(self, op: WriteOp) -> Future[Any]:
         """Queue ``op``; the future resolves once its transaction has committed."""
         future: Future[Any] = Future()
+        if self._observers:
+            future.add_done_callback(functools.partial(_observed, self._observers, op, time.perf_counter()))
         self.put(op, functools.partial(_settle_concurrent, future))
         return future
 
@@ -145,11 +164,22 @@ class QueuedWriter(ABC):
         if settler is None or settler.loop is not loop:
             settler = self._settler = _LoopSettler(loop)
         future: asyncio.Future[Any] = loop.create_future()
+        if self._observers:
+            future.add_done_callback(functools.partial(_observed, self._observers, op, time.perf_counter()))
         self.put(op, functools.partial(settler, future))
         return future
 
     def write_sync(self, op: WriteOp, timeout: float | None = None) -> Any:
         return self.submit(op).result(timeout)
+
+    _observers: tuple[Observer, ...] = ()
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer(op, answer, seconds)`` after each operation written with :meth:`write` (in
+        the event loop's thread) or :meth:`submit` (in the thread that settles it) has committed
+        (``seconds``: from then to the commit). The server's metrics count every generation this
+        way, whichever road it came by; an observer must be quick and thread-safe."""
+        self._observers = (*self._observers, observer)
 
 
 class Writer(QueuedWriter):
