@@ -73,7 +73,11 @@ def _read_secret(path: Path) -> str:
 class Settings(BaseSettings):
     """Settings of one Sightline server process."""
 
-    model_config = SettingsConfigDict(env_prefix="SIGHTLINE_", extra="ignore")
+    # A .env file in the working folder (as the Compose deployment keeps one) is read too, below the
+    # environment: argument > environment variable > .env > default.
+    model_config = SettingsConfigDict(
+        env_prefix="SIGHTLINE_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
+    )
 
     home: Path = Field(default_factory=_home, description="Folder for the default SQLite file")
     database_url: str = Field(default="", description="SQLAlchemy URL; default sqlite under home")

@@ -101,7 +101,9 @@ def test_a_real_server_ingests_and_exports(server: ServerProcess, tmp_path: Path
     backup = tmp_path / "backup.jsonl.gz"
     assert server.cli("backup", str(backup)).returncode == 0
     with gzip.open(backup) as f:
-        tables = {orjson.loads(x)["table"] for x in f.read().splitlines()}
+        lines = [orjson.loads(x) for x in f.read().splitlines()]
+    tables = {x["table"] for x in lines if "table" in x}
+    assert lines[-1]["counts"]["generations"] == 50  # the last line counts the rows
     assert {"generations", "api_keys", "projects"} <= tables
     restored = tmp_path / "restored.db"
     r2 = run("restore", str(backup), database_url=f"sqlite:///{restored}")

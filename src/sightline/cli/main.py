@@ -235,39 +235,16 @@ def export_(
     click.echo(f"wrote {total} generations to {output}", err=True)
 
 
-@cli.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@database_option
-@errors
-def backup(file: Path, database_url: str | None) -> None:
-    """Write every table to FILE (gzip JSON lines), readable by `restore` on SQLite or PostgreSQL."""
-    from ..store.engine.backup import dump
-
-    _, db = open_database(database_url)
-    rows = dump(db.engine, file)
-    click.echo(f"backed up {rows} rows to {file}", err=True)
-
-
-@cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@database_option
-@errors
-def restore(file: Path, database_url: str | None) -> None:
-    """Load a backup into this database (rows already there are kept)."""
-    from ..store.engine.backup import load
-
-    _, db = open_database(database_url)
-    rows = load(db.engine, file)
-    click.echo(f"restored {rows} rows from {file}", err=True)
-
-
 def _register_groups() -> None:
+    from .backups import backup, restore
     from .evals import dataset, eval_
     from .functions import functions
     from .providers import provider
     from .retention import erase, limits, retention
     from .worker import worker
 
+    cli.add_command(backup)
+    cli.add_command(restore)
     cli.add_command(dataset)
     cli.add_command(eval_)
     cli.add_command(functions)
