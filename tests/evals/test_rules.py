@@ -24,6 +24,20 @@ def test_json_valid_with_and_without_a_fence() -> None:
     assert (outcome.value, outcome.label) == (0.0, "fail") and "not valid JSON" in (outcome.comment or "")
 
 
+def test_a_fence_is_stripped_in_linear_time() -> None:
+    assert verdict("json_valid", {}, "```" + "\n" * 50_000 + "x") == "fail"  # returns at once
+    assert verdict("json_valid", {}, "```\n[1, 2]\n```") == "pass"
+
+
+def test_a_schema_failure_does_not_quote_the_output() -> None:
+    outcome = check_rule("json_schema", {"schema": {"type": "integer"}}).evaluate(
+        Sample(output='"' + "x" * 1000 + '"')
+    )
+    assert (
+        outcome.label == "fail" and len(outcome.comment or "") < 120 and "xxxx" not in (outcome.comment or "")
+    )
+
+
 def test_json_schema_says_where_it_fails() -> None:
     schema = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
     assert verdict("json_schema", {"schema": schema}, '{"answer": "yes"}') == "pass"

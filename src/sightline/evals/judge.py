@@ -49,7 +49,6 @@ __all__ = [
 
 JUDGE_TAG = "sightline:judge"
 _VARIABLE = re.compile(r"\{(input|output|reference|metadata\.[^{}\s]{1,200})\}")
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 _LINE = re.compile(r"(?i)\b(score|rating|label|verdict)\s*\**\s*[:=]\s*\**\s*([^\n*]+)")
 _MAX_TEXT = 50_000  # characters of an input, output or reference put into a judge's prompt
 
@@ -196,7 +195,8 @@ def variables(input: str, output: str, reference: str | None, metadata: Mapping[
 def read_verdict(judge: Judge, text: str) -> Outcome:
     """The judge's answer as a score; :class:`Unreadable` when it is none of the kind asked for."""
     found: dict[str, Any] = {}
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    # What is inside code fences (the pieces between ``` marks), then the whole answer: linear time.
+    candidates = text.split("```")[1::2][:10] + [text]
     for candidate in candidates:
         start, end = candidate.find("{"), candidate.rfind("}")
         if start < 0 or end <= start:

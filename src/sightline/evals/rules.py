@@ -30,7 +30,6 @@ __all__ = ["RULE_TYPES", "Outcome", "Rule", "Sample", "check_rule"]
 RULE_TYPES = ("json_valid", "json_schema", "regex", "contains", "length", "threshold", "equals")
 _MAX_PATTERN = 2000
 _MAX_SCHEMA = 100_000  # bytes of a JSON Schema's text
-_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +127,24 @@ class _Config:
             raise InvalidInput(f"config.{key}: unknown setting of this rule", field=f"config.{key}")
 
 
+def unfenced(text: str) -> str:
+    """``text`` without a surrounding Markdown code fence (```` ```json ... ``` ````), in linear time
+    (a model's output decides the input: no backtracking pattern)."""
+    inner = text.strip()
+    if not inner.startswith("```") or not inner.endswith("```") or len(inner) < 6:
+        return text
+    first_line_end = inner.find("\n")
+    if first_line_end < 0:
+        return text
+    language = inner[3:first_line_end].strip()
+    if language and not all(c.isalnum() or c in "_-" for c in language):
+        return text
+    return inner[first_line_end + 1 : -3]
+
+
 def _parse_json(text: str, strip_fences: bool) -> tuple[bool, Any, str | None]:
-    if strip_fences and (fenced := _FENCE.match(text)):
-        text = fenced.group(1)
+    if strip_fences:
+        text = unfenced(text)
     try:
         return True, orjson.loads(text), None
     except orjson.JSONDecodeError as exc:
@@ -195,7 +209,8 @@ class JsonSchema:
         if error is None:
             return _verdict(True)
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return _verdict(False, f"at {where}: {error.message[:300]}")
+        # Said without the failing value (jsonschema's message quotes it whole: the output's text).
+        return _verdict(False, f"at {where[:100]}: fails the schema's {error.validator!r} rule")
 
 
 def _json_schema(config: _Config) -> JsonSchema:
