@@ -48,6 +48,7 @@ ONLINE_KIND = "evals.online"
 BACKFILL_KIND = "evals.backfill"
 _ONLINE_BUDGET = 30.0  # seconds one online job works before it leaves the rest to the next period
 _KEEP_ONLINE = 3600  # seconds the succeeded online jobs are kept (one a period)
+_SIDE_BY_SIDE = 4  # evaluators an online job runs at once
 
 
 @dataclass
@@ -96,50 +97,68 @@ class Evaluations:
         started = time.monotonic()
         evaluated = errors = 0
         waiting: list[str] = []
+        side_by_side = asyncio.Semaphore(_SIDE_BY_SIDE)
+
+        async def one(evaluator: Evaluator) -> None:
+            nonlocal evaluated, errors
+            async with side_by_side:
+                if time.monotonic() - started > _ONLINE_BUDGET:
+                    return  # the next period's job takes it
+                try:
+                    done, failed = await self._catch_up(evaluator, started)
+                except RetryLater as exc:
+                    delay = self.waiting.failed(evaluator.id, time.monotonic())
+                    log.warning("evaluator %d waits %.0f s: %s", evaluator.id, delay, exc)
+                    waiting.append(evaluator.name)
+                    return
+                except (InvalidInput, NotFound) as exc:  # its prompt or function is gone: say so, go on
+                    log.warning("evaluator %d cannot run: %s", evaluator.id, exc.message)
+                    return
+                self.waiting.succeeded(evaluator.id)
+                evaluated, errors = evaluated + done, errors + failed
+
+        ready = []
         for evaluator in await self._read(online_evaluators):
-            if not self.waiting.ready(evaluator.id, time.monotonic()):
+            if self.waiting.ready(evaluator.id, time.monotonic()):
+                ready.append(evaluator)
+            else:
                 waiting.append(evaluator.name)
-                continue
-            try:
-                done, failed = await self._catch_up(evaluator, started)
-            except RetryLater as exc:
-                delay = self.waiting.failed(evaluator.id, time.monotonic())
-                log.warning("evaluator %d waits %.0f s: %s", evaluator.id, delay, exc)
-                waiting.append(evaluator.name)
-                continue
-            except (InvalidInput, NotFound) as exc:  # its prompt or function is gone: say so, go on
-                log.warning("evaluator %d cannot run: %s", evaluator.id, exc.message)
-                continue
-            self.waiting.succeeded(evaluator.id)
-            evaluated, errors = evaluated + done, errors + failed
-            if time.monotonic() - started > _ONLINE_BUDGET:
-                break
+        # Evaluators side by side: one's batch is read while another's is scored or written.
+        await asyncio.gather(*(one(evaluator) for evaluator in ready))
         await db.writer.write(PruneKind(ONLINE_KIND, now_us - _KEEP_ONLINE * 1_000_000))
         return Outcome(
             {"evaluated": evaluated, "errors": errors, "waiting": waiting, "batch": settings.eval_batch}
         )
 
     async def _catch_up(self, evaluator: Evaluator, started: float) -> tuple[int, int]:
+        """Evaluate batch after batch from the evaluator's cursor. A batch's write goes to the writer
+        while the next batch is read and scored (the writer takes them in order; the cursor check of
+        each write keeps a batch from being recorded twice)."""
         settings = self.services.settings
         runnable = await self._read(lambda conn: Runnable.load(conn, evaluator))
         done = failed = 0
         cursor = evaluator.cursor_seq
-        while time.monotonic() - started <= _ONLINE_BUDGET:
-            current = replace(evaluator, cursor_seq=cursor)
-            records, to_seq = await self._read(
-                lambda conn, current=current: pending_generations(conn, current, settings.eval_batch)
-            )
-            if to_seq == cursor:
-                break
-            chosen = [r for r in records if sampled(evaluator.id, r["id"], evaluator.sample_rate)]
-            rows = await runnable.score(self.services, chosen) if chosen else []
-            try:
-                await self.services.db.writer.write(AdvanceEvaluator(evaluator.id, cursor, to_seq, rows))
-            except Conflict:
-                break  # another worker recorded this batch
-            done += len(rows)
-            failed += sum(1 for r in rows if r["error"] is not None)
-            cursor = to_seq
+        writing: asyncio.Future[Any] | None = None
+        try:
+            while time.monotonic() - started <= _ONLINE_BUDGET:
+                current = replace(evaluator, cursor_seq=cursor)
+                records, to_seq = await self._read(
+                    lambda conn, current=current: pending_generations(conn, current, settings.eval_batch)
+                )
+                if to_seq == cursor:
+                    break
+                chosen = [r for r in records if sampled(evaluator.id, r["id"], evaluator.sample_rate)]
+                rows = await runnable.score(self.services, chosen) if chosen else []
+                if writing is not None:
+                    await writing  # the batch before: recorded (or Conflict: another worker has it)
+                writing = self.services.db.writer.write(AdvanceEvaluator(evaluator.id, cursor, to_seq, rows))
+                done += len(rows)
+                failed += sum(1 for r in rows if r["error"] is not None)
+                cursor = to_seq
+            if writing is not None:
+                await writing
+        except Conflict:
+            return done, failed  # another worker recorded these batches: it carries on from there
         return done, failed
 
     async def backfill(self, job: Job) -> Any:

@@ -273,7 +273,7 @@ def pending_generations(
     )
     rows = [r._mapping for r in conn.execute(q)]
     cursor = int(rows[-1]["seq"]) if len(rows) >= limit else last
-    return to_wire(conn, evaluator.project_id, rows), cursor
+    return to_wire(conn, evaluator.project_id, rows, scores=False), cursor
 
 
 _JUDGE_PROMPT_TOKENS = 250  # a judge prompt's own words, around the input and output it quotes

@@ -198,7 +198,12 @@ class Context:
 
 
 def context(
-    conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]], *, runs: bool = True
+    conn: Connection,
+    project_id: int,
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    runs: bool = True,
+    scores: bool = True,
 ) -> Context:
     """The runs (unless ``runs`` is false), latest feedback and latest scores of ``rows`` (three
     queries at most)."""
@@ -220,11 +225,9 @@ def context(
             .order_by(fb.c.id)  # the latest is the one received last, whatever its client's timestamp
         )
         feedback = {r.generation_id: r.body for r in conn.execute(q)}
-    scores = {
-        gen_id: {name: _shown_score(score) for name, score in named.items()}
-        for gen_id, named in latest_scores(conn, project_id, [r["id"] for r in rows]).items()
-    }
-    return Context(found, feedback, scores)
+    latest = latest_scores(conn, project_id, [r["id"] for r in rows]) if scores else {}
+    shown = {gen_id: {name: _shown_score(s) for name, s in named.items()} for gen_id, named in latest.items()}
+    return Context(found, feedback, shown)
 
 
 def _shown_score(score: dict[str, Any]) -> dict[str, Any]:
@@ -233,9 +236,12 @@ def _shown_score(score: dict[str, Any]) -> dict[str, Any]:
     return score
 
 
-def to_wire(conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
-    """Records as the API returns them: the stored body, its run's userId and metadata, latest feedback."""
+def to_wire(
+    conn: Connection, project_id: int, rows: Sequence[Mapping[Any, Any]], *, scores: bool = True
+) -> list[dict[str, Any]]:
+    """Records as the API returns them: the stored body, its run's userId and metadata, latest feedback
+    and (unless ``scores`` is false) latest scores."""
     if not rows:
         return []
-    ctx = context(conn, project_id, rows)
+    ctx = context(conn, project_id, rows, scores=scores)
     return [ctx.overlay(r, dict(r["body"])) for r in rows]
