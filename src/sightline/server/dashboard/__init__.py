@@ -8,6 +8,7 @@
     pipelines.py    functions (and their sync), pipelines with live validation and an execution form
     evals.py        evaluators (online, backfills), datasets, experiments and their comparison
     admin.py        users and roles, API keys, provider keys (admins only)
+    operations.py   the audit log, retention policies, rate limits and spend (admins only)
 
 Pages work without JavaScript; ``static/app.js`` only adds to them (charts, auto-submitting pickers,
 local times). Chart and highlighting libraries come from npm at install time (``scripts/assets``).
@@ -18,14 +19,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from . import admin, analytics, auth, evals, generations, pipelines, prompts, runs
+from . import admin, analytics, auth, evals, generations, operations, pipelines, prompts, runs
 from .context import html_errors
 from .render import STATIC_DIR
 
 __all__ = ["install", "router"]
 
 router = APIRouter(dependencies=[Depends(html_errors)], include_in_schema=False)
-for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin):
+for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin, operations):
     router.include_router(_module.router)
 
 
