@@ -5,13 +5,15 @@
 
 * ``ingest``: two ``sightline serve`` processes (SQLite), one with no evaluator and one with two rule
   evaluators (``json_valid`` and ``length``) attached to every generation, evaluating online every
-  0.5 s in the same process. Alternating rounds, each server takes batches of 100 generations from 8
+  0.2 s in the same process. Alternating rounds, each server takes batches of 100 generations from 8
   connections; the ratio is the rate with evaluators over the rate without (goal: at least 0.90). The
   servers' CPU seconds (process and children: the writer process) are printed too, and how long the
   evaluators took to catch up once the load stopped.
 * ``rate``: rule evaluations per second in the background: generations are ingested into a server
-  that runs no jobs, then it is started again with jobs on; the time until both evaluators have scored
-  every generation gives evaluations/s (goal: at least 5,000/s). Baseline: the ingest rate of the same
+  that runs no jobs, then it is started again with jobs on; the time from that start until both
+  evaluators have scored every generation gives evaluations/s (goal: at least 5,000/s). Then both
+  evaluators are run again over every generation as backfills (``POST /api/evaluators/{name}/run``),
+  timed from the request until both jobs have succeeded. Baseline: the ingest rate of the same
   generations.
 * ``filter``: ``--rows`` generations written through the store, a fifth of them with a
   ``helpfulness`` score; whole requests ``POST /api/generations/query {"scores.helpfulness": {"$lt":
@@ -101,9 +103,13 @@ class Server:
         headers = {"Authorization": f"Bearer {self.key}"}
         return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=headers, timeout=60)
 
-    def evaluations(self, name: str) -> int:
+    def evaluations(self) -> list[int]:
+        """Scores each of ``RULES`` has given in the last day."""
         with self.http() as http:
-            return int(http.get(f"/api/evaluators/{name}").json()["lastDay"]["evaluations"])
+            return [
+                int(http.get(f"/api/evaluators/{rule['name']}").json()["lastDay"]["evaluations"])
+                for rule in RULES
+            ]
 
 
 def _ingest(server: Server, feed: list[bytes]) -> float:
@@ -113,7 +119,7 @@ def _ingest(server: Server, feed: list[bytes]) -> float:
 
 
 def bench_ingest(tmp: Path, rounds: int, batches: int) -> None:
-    env = {"SIGHTLINE_EVAL_POLL_SECONDS": "0.5", "SIGHTLINE_LOG_LEVEL": "warning"}
+    env = {"SIGHTLINE_EVAL_POLL_SECONDS": "0.2", "SIGHTLINE_LOG_LEVEL": "warning"}
     plain, judged = Server(tmp, "plain", env), Server(tmp, "judged", env)
     plain.start()
     judged.start()
@@ -133,7 +139,7 @@ def bench_ingest(tmp: Path, rounds: int, batches: int) -> None:
                 cpu[name] += cpu_seconds(server.process.pid) - before
             sent += batches * 100
         stopped = time.perf_counter()
-        while min(judged.evaluations(rule["name"]) for rule in RULES) < sent:  # type: ignore[arg-type]
+        while min(judged.evaluations()) < sent:
             time.sleep(0.2)
         caught_up = time.perf_counter() - stopped
     finally:
@@ -165,12 +171,29 @@ def bench_rate(tmp: Path, count: int) -> None:
         ingest_seconds = _ingest(server, feed)
     finally:
         server.stop()
-    server.start(SIGHTLINE_JOBS_IN_SERVE="true", SIGHTLINE_EVAL_POLL_SECONDS="0.2")
+    # The clock starts before the process does: evaluation may begin before /healthz first answers.
+    started = time.perf_counter()
+    server.start(
+        SIGHTLINE_JOBS_IN_SERVE="true", SIGHTLINE_EVAL_POLL_SECONDS="0.2", SIGHTLINE_JOB_POLL_SECONDS="0.2"
+    )
     try:
-        started = time.perf_counter()
-        while min(server.evaluations(rule["name"]) for rule in RULES) < count:  # type: ignore[arg-type]
+        ready = time.perf_counter() - started
+        at_ready = sum(server.evaluations())
+        while min(server.evaluations()) < count:
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
+        with server.http() as http:
+            backfill_started = time.perf_counter()
+            jobs = [
+                http.post(f"/api/evaluators/{rule['name']}/run", json={"filter": {}}).json()["jobId"]
+                for rule in RULES
+            ]
+            for job in jobs:
+                while (state := http.get(f"/api/jobs/{job}").json())["status"] != "succeeded":
+                    assert state["status"] in ("queued", "running"), state
+                    time.sleep(0.1)
+                assert state["done"] == count, state
+            backfill = time.perf_counter() - backfill_started
     finally:
         server.stop()
     evaluations = len(RULES) * count
@@ -178,8 +201,16 @@ def bench_rate(tmp: Path, count: int) -> None:
     print(f"  ingest of the same generations (baseline)  {count / ingest_seconds:>10,.0f} gen/s")
     print(
         f"  online evaluation                          {evaluations / elapsed:>10,.0f} evaluations/s"
-        " (goal >= 5,000/s)"
+        f" (goal >= 5,000/s; {elapsed:.1f} s from process start, {ready:.1f} s of it starting up)"
     )
+    after_ready = (evaluations - at_ready) / (elapsed - ready)
+    print(f"    the same, once the server answers        {after_ready:>10,.0f} evaluations/s")
+    print(
+        f"  backfill, both evaluators at once          {evaluations / backfill:>10,.0f} evaluations/s"
+        f" ({backfill:.1f} s from the requests until both jobs succeeded)"
+    )
+    ratio = (evaluations / elapsed) / (count / ingest_seconds)
+    print(f"  ratio online evaluations/s to ingested gen/s: {ratio:.2f}")
 
 
 def bench_filter(tmp: Path, rows: int, requests: int) -> None:
