@@ -133,3 +133,22 @@ def test_retention_and_erasure_from_the_command_line(server: ServerProcess) -> N
     assert erased.returncode == 0 and '"generations": 1' in erased.stdout, erased.stdout + erased.stderr
     left = httpx.get(f"{server.url}/api/generations", headers=headers).json()["data"]
     assert left == []
+
+
+def test_provider_add_refuses_an_empty_key_and_says_what_became_default(tmp_path: Path) -> None:
+    env = {**os.environ, "SIGHTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
+
+    def add(*extra: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        args = ("provider", "add", "--project", "demo", "--base-url", "http://127.0.0.1:9/v1", *extra)
+        return subprocess.run(
+            [*sightline_command(), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+        )
+
+    empty = add("--name", "a", "--api-key", "-", stdin="\n")
+    assert empty.returncode != 0 and "empty" in empty.stderr
+    first = add("--name", "a", stdin="sk-1\n")
+    assert first.returncode == 0 and "is now the project's default" in first.stderr, first.stderr
+    second = add("--name", "b", "--no-key")
+    assert second.returncode == 0 and "default" not in second.stderr, second.stderr
+    both = add("--name", "c", "--no-key", "--api-key", "sk-2")
+    assert both.returncode != 0 and "not both" in both.stderr

@@ -49,27 +49,49 @@ def provider() -> None:
 )
 @click.option("--api-key", default=None, help="Its API key ('-' or left out: read from stdin)")
 @click.option("--default", "make_default", is_flag=True, help="Make it the project's default provider")
+@click.option("--no-key", is_flag=True, help="The provider takes no API key (a local model server)")
 @database_option
 @errors
 def add(
-    project: str, name: str, base_url: str, api_key: str | None, make_default: bool, database_url: str | None
+    project: str,
+    name: str,
+    base_url: str,
+    api_key: str | None,
+    make_default: bool,
+    no_key: bool,
+    database_url: str | None,
 ) -> None:
-    """Store a provider (its key encrypted) and print its id alone on stdout."""
+    """Store a provider (its key encrypted) and print its id alone on stdout. Says on stderr whether it
+    became the project's default (the first provider does): the gateway's calls then go to it."""
     from ..store.access.projects import ensure_project
-    from ..store.gateway.providers import add_provider, set_default_provider
+    from ..store.gateway.providers import add_provider, default_provider_id, set_default_provider
 
-    if api_key is None or api_key == "-":
-        if sys.stdin.isatty():
-            api_key = click.prompt("API key", hide_input=True, default="", show_default=False)
-        else:
-            api_key = sys.stdin.readline().strip()
+    if no_key:
+        if api_key not in (None, "-"):
+            raise click.UsageError("give --api-key or --no-key, not both")
+        api_key = None
+    else:
+        if api_key is None or api_key == "-":
+            if sys.stdin.isatty():
+                api_key = click.prompt("API key", hide_input=True, default="", show_default=False)
+            else:
+                api_key = sys.stdin.readline().strip()
+        if not api_key or not api_key.strip():
+            raise click.UsageError("the API key is empty (a provider that needs none: --no-key)")
     settings, db = open_database(database_url)
     with db.transaction() as conn:
         project_id = ensure_project(conn, project)
         provider_id = add_provider(conn, project_id, name, base_url, api_key or None, settings.secret_key)
         if make_default:
             set_default_provider(conn, project_id, provider_id)
+        default = default_provider_id(conn, project_id)
     click.echo(f"added provider {provider_id} ({name}) to project {project}", err=True)
+    if default == provider_id:
+        click.echo(
+            f"provider {provider_id} is now the project's default: the gateway forwards the project's calls "
+            "there (running servers pick it up within 5 s)",
+            err=True,
+        )
     click.echo(provider_id)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "GatewayConfig",
     "ProviderKey",
     "add_provider",
+    "default_provider_id",
     "gateway_config",
     "list_providers",
     "remove_provider",
@@ -111,6 +112,12 @@ def _check_url(base_url: str) -> str:
 def _settings_row(conn: Connection, project_id: int) -> Any:
     s = t.gateway_settings
     return conn.execute(select(s).where(s.c.project_id == project_id)).first()
+
+
+def default_provider_id(conn: Connection, project_id: int) -> int | None:
+    """The id of the project's default provider, if it has one."""
+    row = _settings_row(conn, project_id)
+    return None if row is None or row.default_provider_id is None else int(row.default_provider_id)
 
 
 def _set_settings(conn: Connection, project_id: int, **values: Any) -> None:
