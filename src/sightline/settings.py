@@ -27,7 +27,13 @@ _MIN_SECRET = 32
 
 
 def _home() -> Path:
-    return Path(os.environ.get("SIGHTLINE_HOME") or ".")
+    """One per-user place (``$XDG_DATA_HOME/sightline``, else ``~/.local/share/sightline``), so every
+    command finds the same database whichever folder it runs in; ``SIGHTLINE_HOME`` overrides it."""
+    given = os.environ.get("SIGHTLINE_HOME")
+    if given:
+        return Path(given)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "sightline"
 
 
 def load_or_create_secret(path: Path) -> str:
@@ -79,7 +85,7 @@ class Settings(BaseSettings):
         env_prefix="SIGHTLINE_", extra="ignore", env_file=".env", env_file_encoding="utf-8"
     )
 
-    home: Path = Field(default_factory=_home, description="Folder for the default SQLite file")
+    home: Path = Field(default_factory=_home, description="Folder of the default SQLite file and the secret")
     database_url: str = Field(default="", description="SQLAlchemy URL; default sqlite under home")
     redis_url: str | None = Field(default=None, description="Redis URL for the shared gateway cache")
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on")
@@ -185,6 +191,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
+        if not self.database_url or not self.secret_key:
+            try:
+                self.home.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot make the folder {self.home} ({exc.strerror}): set SIGHTLINE_HOME to a folder "
+                    "Sightline may write"
+                ) from None
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'sightline.db').resolve()}"
         how = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"

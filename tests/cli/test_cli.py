@@ -34,7 +34,7 @@ def test_token_create_prints_only_the_key(tmp_path: Path) -> None:
     revoked = run("token", "revoke", key[:10], database_url=url)
     assert revoked.returncode == 0 and "revoked" in run("token", "list", database_url=url).stdout
     bad = run("token", "create", "--project", "no spaces allowed", database_url=url)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: project")
+    assert bad.returncode == 1 and "\nerror: project" in bad.stderr  # after the line naming the database
 
 
 def test_create_admin(tmp_path: Path) -> None:
@@ -152,3 +152,26 @@ def test_provider_add_refuses_an_empty_key_and_says_what_became_default(tmp_path
     assert second.returncode == 0 and "default" not in second.stderr, second.stderr
     both = add("--name", "c", "--no-key", "--api-key", "sk-2")
     assert both.returncode != 0 and "not both" in both.stderr
+
+
+def test_commands_find_one_database_whichever_folder_they_run_in(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGHTLINE_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    outputs = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        done = subprocess.run(
+            [*sightline_command(), "token", "create", "--project", f"p{folder}"],
+            cwd=tmp_path / folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stderr)
+    expected = tmp_path / "data" / "sightline" / "sightline.db"
+    assert all(f"database: sqlite:///{expected}" in err for err in outputs), outputs
+    assert not (tmp_path / "a" / "sightline.db").exists() and not (tmp_path / "b" / "sightline.db").exists()
+    listed = subprocess.run([*sightline_command(), "token", "list"], env=env, capture_output=True, text=True)
+    assert "pa" in listed.stdout and "pb" in listed.stdout

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from ..errors import SightlineError
 from ..settings import Settings
@@ -34,6 +35,8 @@ def settings(**overrides: Any) -> Settings:
 def open_database(database_url: str | None) -> tuple[Settings, Database]:
     """The settings and the database, migrated to the newest schema."""
     resolved = settings(database_url=database_url)
+    # Which database a command used is never a guess (a stray ./sightline.db once took a new key).
+    click.echo(f"database: {make_url(resolved.database_url).render_as_string(hide_password=True)}", err=True)
     db = Database(resolved.database_url)
     migrate(db.engine)
     return resolved, db
