@@ -191,13 +191,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
-        if not self.database_url or not self.secret_key:
+        if not self.secret_key and self.environment != "production":  # a secret is kept there
             try:
                 self.home.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValueError(
-                    f"cannot make the folder {self.home} ({exc.strerror}): set SIGHTLINE_HOME to a folder "
-                    "Sightline may write"
+                    f"cannot keep a generated secret key in {self.home / SECRET_FILE} ({exc.strerror}): set "
+                    "SIGHTLINE_HOME to a folder Sightline may write, or SIGHTLINE_SECRET_KEY"
                 ) from None
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'sightline.db').resolve()}"
