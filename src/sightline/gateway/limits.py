@@ -148,7 +148,7 @@ class Limiter:
 
                     self._redis = redis.asyncio.Redis.from_url(self._redis_url, socket_timeout=2)
                 grant, used = await self._redis.eval(
-                    _TAKE_LUA, 1, f"sightline:limit:{name}:{window}", want, cap
+                    _TAKE_LUA, 1, self._db.shared_name("limit", name, window), want, cap
                 )
                 return int(grant), int(used)
             granted, used = await self._db.writer.write(TakeRequests(name, window, want, cap))

@@ -136,7 +136,7 @@ class ResponseCache:
 
     async def _shared_get(self, project_id: int, key: str, now: float) -> tuple[bytes, float] | None:
         if self._redis_url:
-            value = await self._client().get(_redis_name(project_id, key))
+            value = await self._client().get(self._db.shared_name("cache", project_id, key))
             if value is None:
                 return None
             head, _, body = bytes(value).partition(b"\n")
@@ -179,7 +179,7 @@ class ResponseCache:
 
     async def _redis_set(self, project_id: int, key: str, value: bytes) -> None:
         try:
-            await self._client().set(_redis_name(project_id, key), value, ex=self.ttl)
+            await self._client().set(self._db.shared_name("cache", project_id, key), value, ex=self.ttl)
         except Exception as exc:
             self._warn("storing", exc)
 
@@ -204,6 +204,3 @@ class ResponseCache:
             await self._redis.aclose()
             self._redis = None
 
-
-def _redis_name(project_id: int, key: str) -> str:
-    return f"sightline:cache:{project_id}:{key}"

@@ -42,7 +42,7 @@ def _redis_throttle(request: Request) -> RedisLoginThrottle | None:
     found = getattr(request.app.state, "login_throttle", None)
     if not isinstance(found, RedisLoginThrottle):
         found = request.app.state.login_throttle = RedisLoginThrottle(
-            settings.redis_url, settings.database_url, THROTTLE
+            settings.redis_url, request.app.state.db.shared_name("login"), THROTTLE
         )
     return found
 

@@ -2,13 +2,12 @@
 
 The same policy as ``throttle.LoginThrottle`` (the database's), kept in Redis so the counting costs
 no database write: a count per subject that expires ``window_seconds`` after its last failure, and a
-lock per subject that expires by itself. Keys are named under the install's database, so two
-installs sharing one Redis keep their counts apart.
+lock per subject that expires by itself. Keys are named under the install's id
+(``Database.shared_name``), so two installs sharing one Redis keep their counts apart.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from .throttle import LoginThrottle, address_subject, user_subject
@@ -19,12 +18,12 @@ __all__ = ["RedisLoginThrottle"]
 class RedisLoginThrottle:
     """``LoginThrottle``'s policy over Redis (a synchronous client: logins run on worker threads)."""
 
-    def __init__(self, redis_url: str, install: str, policy: LoginThrottle | None = None) -> None:
+    def __init__(self, redis_url: str, prefix: str, policy: LoginThrottle | None = None) -> None:
         import redis
 
         self.policy = policy or LoginThrottle()
         self._redis: Any = redis.Redis.from_url(redis_url, socket_timeout=5)
-        self._prefix = "sightline:login:" + hashlib.sha256(install.encode()).hexdigest()[:16] + ":"
+        self._prefix = prefix + ":"
 
     def _count(self, subject: str) -> str:
         return self._prefix + "count:" + subject

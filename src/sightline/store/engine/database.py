@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 
+from .. import tables as t
 from .connection import Budget, budget, create, is_in_memory
 from .writer import QueuedWriter, Writer
 from .writer_process import ProcessWriter
@@ -45,6 +47,17 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    @cached_property
+    def install_id(self) -> str:
+        """This install's random id (migration 0013), the same in every process over this database."""
+        with self.read() as conn:
+            return str(conn.scalar(select(t.install.c.id)))
+
+    def shared_name(self, *parts: object) -> str:
+        """The name of something this install keeps in a place installs may share (a Redis key): under
+        the install's id, so two installs on one Redis never meet."""
+        return ":".join(["sightline", self.install_id, *map(str, parts)])
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -14,7 +14,7 @@ The schema is created and changed only by the Alembic migrations in ``store/engi
 
 from __future__ import annotations
 
-from .access import api_keys, environments, login_throttle, projects, sessions, users
+from .access import api_keys, environments, install, login_throttle, projects, sessions, users
 from .audit import audit_log
 from .base import metadata
 from .evals import (
@@ -47,6 +47,7 @@ from .retention import retention_policies
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
 
 __all__ = [
+    "install",
     "limit_usage",
     "limits",
     "retention_policies",

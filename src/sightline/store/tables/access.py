@@ -1,4 +1,4 @@
-"""Projects, environments, API keys and users."""
+"""Projects, environments, API keys and users; the install's own identity."""
 
 from __future__ import annotations
 
@@ -82,4 +82,15 @@ login_throttle = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_us", BigInteger, nullable=False),
     Column("locked_until_us", BigInteger, nullable=False),
+)
+
+
+# One row: this install's random id (made by migration 0013), the same for every process over this
+# database. What the install keeps in shared places (Redis) is named under it, so two installs that
+# share one Redis never read each other's cache entries, counters or lockouts.
+install = Table(
+    "install",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
 )
