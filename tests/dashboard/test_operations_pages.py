@@ -4,11 +4,14 @@ spend, and both changes in the audit log (which holds no secret)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.dashboard.conftest import UsersServer, login, open_page, serve_with_users
+from tests.gateway.conftest import wait_for
+from tests.server.test_ingest import generation
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,17 @@ def test_a_member_cannot_open_them(page: Page) -> None:
     for path in ("/admin/operations", "/admin/audit"):
         response = page.goto(path)
         assert response is not None and response.status == 403
+
+
+def test_the_keys_page_shows_what_each_key_spent(page: Page, ops_server: UsersServer) -> None:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    with ops_server.api() as api:
+        batch = [{"type": "generation", "body": generation(timestamp=now)} for _ in range(3)]
+        assert api.post("/api/ingest", json={"batch": batch}).status_code == 200
+        key_id = wait_for(lambda: api.get("/api/limits").json()["keys"])[0]["keyId"]
+    login(page)
+    page.goto("/admin/keys")
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=str(key_id), exact=True))
+    # gpt-4o: 1,000 prompt and 100 completion tokens cost $0.0035 each
+    expect(row).to_contain_text("$0.0105")
+    expect(row.get_by_role("cell").nth(6)).to_have_text("3")

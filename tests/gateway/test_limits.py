@@ -14,11 +14,24 @@ import httpx
 import openai
 import pytest
 
+from sightline.store import Database
+from sightline.store.access.projects import find_key
 from tests.conftest import stop_server
 from tests.fake_openai import FakeOpenAI
-from tests.gateway.conftest import GatewayServer, launch
+from tests.gateway.conftest import GatewayServer, launch, unique
 from tests.gateway.test_shared_cache import REDIS_URL, _pair, _redis_running
 from tests.server.test_ingest import generation
+
+
+def _key_id(server: GatewayServer, secret: str) -> int:
+    db = Database(server.database_url)
+    try:
+        with db.read() as conn:
+            found = find_key(conn, secret)
+    finally:
+        db.engine.dispose()
+    assert found is not None
+    return found.id
 
 
 def _limits(server: GatewayServer, key: str, **body: Any) -> httpx.Response:
@@ -81,6 +94,25 @@ def test_a_cost_budget_stops_calls_once_spent(single: GatewayServer) -> None:
     assert spent["spent"]["costToday"] > 0.000001 and spent["data"][0]["costPerDay"] == 0.000001
 
 
+def test_a_key_is_stopped_by_its_own_budget_and_its_spend_is_shown(single: GatewayServer) -> None:
+    project = unique()
+    spender, other = single.new_key(project), single.new_key(project)
+    spender_id = _key_id(single, spender)
+    assert _limits(single, other, keyId=spender_id, costPerDay=0.000001).status_code == 200
+    assert _ask(single, spender) == 200  # priced once recorded: this one crosses the key's budget
+    single.generations(spender, 1)
+    time.sleep(1.2)  # the spend is read at most once a second
+    assert _ask(single, spender) == 429
+    assert _ask(single, other) == 200  # the project's other key has no budget of its own
+    single.generations(other, 2)
+    body = httpx.get(f"{single.url}/api/limits", headers={"Authorization": f"Bearer {other}"}).json()
+    spent = {k["keyId"]: k for k in body["keys"]}
+    assert len(spent) == 2 and spent[spender_id]["today"]["requests"] == 1
+    assert spent[spender_id]["today"]["cost"] > 0.000001
+    assert spent[spender_id]["thisMonth"] == spent[spender_id]["today"]
+    assert body["spent"]["costToday"] == pytest.approx(sum(k["today"]["cost"] for k in spent.values()))
+
+
 def test_bad_limits_are_refused(single: GatewayServer) -> None:
     key = single.new_key()
     for body, field in (
@@ -90,6 +122,7 @@ def test_bad_limits_are_refused(single: GatewayServer) -> None:
         ({"speed": 3}, "speed"),
         ({"keyId": 999999, "requestsPerMinute": 3}, "keyId"),
         ({"keyId": 1, "tokensPerMinute": 3}, "tokensPerMinute"),
+        ({"keyId": 1, "userRequestsPerMinute": 3}, "userRequestsPerMinute"),
     ):
         r = _limits(single, key, **body)
         assert r.status_code == 400 and r.json()["error"]["field"] == field, (body, r.text)

@@ -10,9 +10,10 @@ none left is answered 429 in OpenAI's error shape with ``Retry-After``, ``retry-
 ``x-ratelimit-*`` headers OpenAI's clients read.
 
 Tokens per minute and cost per day and per month count what the project's generations used (every
-road: SDK, gateway, pipelines, compatibility endpoints), read at most once a second per process; a
-call is refused once the budget is spent (the call that crosses it is let through: its cost is known
-only when it ends).
+road: SDK, gateway, pipelines, compatibility endpoints), and cost per day and month of one API key
+what that key's generations used (the daily totals per key), read at most once a second per
+process; a call is refused once the budget is spent (the call that crosses it is let through: its
+cost is known only when it ends).
 
 The limits themselves are read at most once a second per process (a change reaches every process
 within that). When the shared counter cannot be reached (Redis down), requests are let through or
@@ -26,12 +27,21 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import RateLimited
 from ..store import Database
-from ..store.access.limits import Limits, PruneUsage, TakeRequests, get_limits, spent
+from ..store.access.limits import (
+    DAY_US,
+    MINUTE_US,
+    Limits,
+    Periods,
+    PruneUsage,
+    TakeRequests,
+    get_limits,
+    key_spend,
+    spent,
+)
 from ..store.access.projects import ApiKey
 from ..store.jobs import Job
 
@@ -41,7 +51,6 @@ PRUNE_USAGE_KIND = "limits.prune"
 
 log = logging.getLogger(__name__)
 
-_MINUTE_US = 60_000_000
 _CONFIG_SECONDS = 1.0
 _SPENT_SECONDS = 1.0
 _LEASE_MAX = 100
@@ -76,7 +85,7 @@ class Limiter:
         self._config: dict[int, tuple[float, dict[int, Limits]]] = {}
         self._leases: dict[tuple[str, int], int] = {}  # (counter, window) -> requests left here
         self._known: dict[tuple[str, int], int] = {}  # (counter, window) -> used, as last seen
-        self._spent: dict[tuple[int, str, int], tuple[float, float]] = {}
+        self._spent: dict[tuple[int, int, str, int], tuple[float, float]] = {}
         self._warned = False
 
     async def _limits(self, project_id: int) -> dict[int, Limits]:
@@ -106,8 +115,10 @@ class Limiter:
         project = limits.get(0)
         mine = limits.get(key.id) if key.id else None
         now_us = int(self._clock() * 1_000_000)
-        if budgets and project is not None:
-            await self._budgets(project, now_us)
+        if budgets:
+            for owner in (project, mine):
+                if owner is not None:
+                    await self._budgets(owner, now_us)
         counters: list[tuple[str, int]] = []
         if mine is not None and mine.requests_per_minute:
             counters.append((f"rpm:k:{key.id}", mine.requests_per_minute))
@@ -119,7 +130,7 @@ class Limiter:
             await self._take(name, cap, now_us)
 
     async def _take(self, name: str, cap: int, now_us: int) -> None:
-        window = now_us - now_us % _MINUTE_US
+        window = now_us - now_us % MINUTE_US
         at = (name, window)
         left = self._leases.get(at, 0)
         if left > 0:
@@ -132,7 +143,7 @@ class Limiter:
         granted, used = await self._shared_take(name, window, want, cap)
         self._known[at] = used
         if granted <= 0:
-            reset = (window + _MINUTE_US - now_us) / 1_000_000
+            reset = (window + MINUTE_US - now_us) / 1_000_000
             who = {"k": "this API key", "u": "this user", "p": "this project"}[name.split(":")[1]]
             raise RateLimited(
                 f"rate limit reached: {cap} requests per minute for {who}; try again in {math.ceil(reset)} s",
@@ -162,40 +173,27 @@ class Limiter:
                 )
             return (want, 0) if self._fail_open else (0, cap)
 
-    async def _budgets(self, project: Limits, now_us: int) -> None:
-        day = now_us - now_us % (24 * 3600 * 1_000_000)
-        moment = datetime.fromtimestamp(now_us / 1_000_000, UTC)
-        month = int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    async def _budgets(self, limits: Limits, now_us: int) -> None:
+        at = Periods.at(now_us)
         checks = (
-            (
-                "tokens",
-                project.tokens_per_minute,
-                now_us - now_us % _MINUTE_US,
-                _MINUTE_US,
-                "tokens per minute",
-            ),
-            ("cost", project.cost_per_day, day, 24 * 3600 * 1_000_000, "USD per day"),
-            ("cost", project.cost_per_month, month, None, "USD per month"),
+            ("tokens", limits.tokens_per_minute, at.minute, at.minute + MINUTE_US, "tokens per minute"),
+            ("cost", limits.cost_per_day, at.day, at.day + DAY_US, "USD per day"),
+            ("cost", limits.cost_per_month, at.month, at.next_month, "USD per month"),
         )
-        for kind, cap, since, length, unit in checks:
+        for kind, cap, since, until, unit in checks:
             if not cap:
                 continue
-            used = await self._spent_since(project.project_id, kind, since)
+            used = await self._spent_since(limits, kind, since)
             if used >= cap:
-                if length is None:
-                    following = datetime(
-                        moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC
-                    )
-                    reset = following.timestamp() - now_us / 1_000_000
-                else:
-                    reset = (since + length - now_us) / 1_000_000
+                reset = (until - now_us) / 1_000_000
+                who = f"this API key ({limits.key_id})" if limits.key_id else "this project"
                 raise RateLimited(
-                    f"budget reached: {cap:g} {unit} for this project; try again in {math.ceil(reset)} s",
+                    f"budget reached: {cap:g} {unit} for {who}; try again in {math.ceil(reset)} s",
                     _headers("tokens" if kind == "tokens" else "requests", cap, reset),
                 )
 
-    async def _spent_since(self, project_id: int, kind: str, since: int) -> float:
-        at = (project_id, kind, since)
+    async def _spent_since(self, limits: Limits, kind: str, since: int) -> float:
+        at = (limits.project_id, limits.key_id, kind, since)
         now = time.monotonic()
         found = self._spent.get(at)
         if found is not None and found[0] > now:
@@ -203,7 +201,10 @@ class Limiter:
 
         def read() -> float:
             with self._db.read() as conn:
-                return spent(conn, project_id, since, tokens=kind == "tokens")
+                if not limits.key_id:
+                    return spent(conn, limits.project_id, since, tokens=kind == "tokens")
+                mine = key_spend(conn, limits.project_id, since).get(limits.key_id)
+                return mine.cost if mine is not None else 0.0
 
         value = await asyncio.to_thread(read)
         if len(self._spent) > 10_000:

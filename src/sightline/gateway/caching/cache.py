@@ -203,4 +203,3 @@ class ResponseCache:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
-

@@ -8,12 +8,14 @@ hash is stored). A provider key is stored encrypted and never shown at all after
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...errors import SightlineError
+from ...store.access.limits import Periods, get_limits, key_spend
 from ...store.access.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
 from ...store.access.users import remove_user, set_user_disabled, sign_out_everywhere
 from ...store.gateway import providers as provider_store
@@ -107,10 +109,24 @@ def user_action(action: str, request: Request, view: AdminDep, form: FormDep) ->
 
 
 def _keys_page(request: Request, view: View, **extra: Any) -> Response:
+    at = Periods.at(time.time_ns() // 1000)
     with request.app.state.db.read() as conn:
         keys = list_keys(conn)
+        today, month = key_spend(conn, None, at.day), key_spend(conn, None, at.month)
+        projects = {k.project_id for k in keys}
+        budgets = {x.key_id: x for p in projects for x in get_limits(conn, p) if x.key_id}
     context: dict[str, Any] = {"created": None, "form": {}, **extra}
-    return page(request, "admin_keys.html", view=view, title="API keys", keys=keys, **context)
+    return page(
+        request,
+        "admin_keys.html",
+        view=view,
+        title="API keys",
+        keys=keys,
+        today=today,
+        month=month,
+        budgets=budgets,
+        **context,
+    )
 
 
 @router.get("/keys", include_in_schema=False)

@@ -10,7 +10,6 @@ budgets with what has been spent.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +17,7 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput, SightlineError
 from ...store.access.audit import Actor, audit_entries
-from ...store.access.limits import SetLimits, check_limits, get_limits, spent
+from ...store.access.limits import SetLimits, check_limits, get_limits, project_spend
 from ...store.retention import SetPolicy, check_policy, get_policies
 from .context import AdminDep, FormDep, View
 from .render import page, redirect, url_with
@@ -26,7 +25,6 @@ from .render import page, redirect, url_with
 __all__ = ["router"]
 
 router = APIRouter(prefix="/admin")
-_MINUTE_US, _DAY_US = 60_000_000, 86_400_000_000
 
 
 def _actor(request: Request, view: View) -> Actor:
@@ -55,17 +53,10 @@ def audit_page(
 def _operations_page(
     request: Request, view: View, status_code: int = 200, error: str | None = None
 ) -> Response:
-    now_us = time.time_ns() // 1000
-    moment = datetime.fromtimestamp(now_us / 1_000_000, UTC)
-    month = int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
     with request.app.state.db.read() as conn:
         policies = get_policies(conn, view.project_id)
         limits = get_limits(conn, view.project_id)
-        used = {
-            "tokens this minute": spent(conn, view.project_id, now_us - now_us % _MINUTE_US, tokens=True),
-            "cost today": spent(conn, view.project_id, now_us - now_us % _DAY_US, tokens=False),
-            "cost this month": spent(conn, view.project_id, month, tokens=False),
-        }
+        used = project_spend(conn, view.project_id, time.time_ns() // 1000)
     return page(
         request,
         "admin_operations.html",

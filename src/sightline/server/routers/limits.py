@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from ...errors import InvalidInput
 from ...store.access.audit import Actor
-from ...store.access.limits import SetLimits, check_limits, get_limits, spent
+from ...store.access.limits import Periods, SetLimits, check_limits, get_limits, key_spend, project_spend
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..responses import JSON
 
 router = APIRouter(tags=["limits"])
-
-_MINUTE_US, _DAY_US = 60_000_000, 86_400_000_000
 
 
 @router.put("/api/limits", summary="Set rate limits and budgets of the project or of one of its keys")
@@ -38,16 +35,19 @@ async def set_limits(request: Request, key: ApiKeyDep) -> JSON:
     return JSON(limits.wire())
 
 
-@router.get("/api/limits", summary="The project's limits and what it has spent so far")
+@router.get("/api/limits", summary="The project's limits and what it and each of its keys has spent so far")
 def get(request: Request, key: ApiKeyDep) -> JSON:
+    """``spent``: the project's tokens this minute, cost today and this month; ``keys``: each key's
+    requests, tokens and cost today and this month (keys that spent nothing this month left out)."""
     now_us = time.time_ns() // 1000
-    moment = datetime.fromtimestamp(now_us / 1_000_000, UTC)
-    month = int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    at = Periods.at(now_us)
     with request.app.state.db.read() as conn:
         limits: list[Any] = [x.wire() for x in get_limits(conn, key.project_id)]
-        used = {
-            "tokensThisMinute": spent(conn, key.project_id, now_us - now_us % _MINUTE_US, tokens=True),
-            "costToday": spent(conn, key.project_id, now_us - now_us % _DAY_US, tokens=False),
-            "costThisMonth": spent(conn, key.project_id, month, tokens=False),
-        }
-    return JSON({"data": limits, "spent": used})
+        used = project_spend(conn, key.project_id, now_us)
+        month = key_spend(conn, key.project_id, at.month)
+        today = key_spend(conn, key.project_id, at.day)
+    keys = [
+        {"keyId": key_id, "today": today[key_id].wire() if key_id in today else None, "thisMonth": s.wire()}
+        for key_id, s in sorted(month.items())
+    ]
+    return JSON({"data": limits, "spent": used, "keys": keys})

@@ -5,13 +5,15 @@ day and cost per month, and the project requests per minute per end user. Reques
 ``limit_usage`` (one row a name and minute) by :class:`TakeRequests`: one atomic statement that grants
 at most what is left, so processes taking at once never grant more than the limit between them.
 Tokens and cost are what the project's generations used, read from the rows and the hourly rollups
-(every road counts: SDK, gateway, pipelines, compatibility endpoints).
+(every road counts: SDK, gateway, pipelines, compatibility endpoints); what one API key spent is read
+from the daily totals per key the writer keeps (``rollup_daily_keys``, kind ``key``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
@@ -22,14 +24,22 @@ from ..engine.dialect import insert_ignore
 from .audit import Actor, record_audit
 
 __all__ = [
+    "DAY_US",
     "LIMIT_FIELDS",
+    "MINUTE_US",
+    "KeySpend",
     "Limits",
     "PruneUsage",
     "SetLimits",
     "TakeRequests",
+    "Periods",
     "get_limits",
+    "key_spend",
+    "project_spend",
     "spent",
 ]
+
+MINUTE_US, DAY_US = 60_000_000, 86_400_000_000
 
 # wire name -> column
 LIMIT_FIELDS = {
@@ -40,7 +50,7 @@ LIMIT_FIELDS = {
     "userRequestsPerMinute": "user_requests_per_minute",
 }
 _WHOLE = {"requestsPerMinute", "tokensPerMinute", "userRequestsPerMinute"}
-_PROJECT_ONLY = {"tokensPerMinute", "costPerDay", "costPerMonth", "userRequestsPerMinute"}
+_PROJECT_ONLY = {"tokensPerMinute", "userRequestsPerMinute"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +77,7 @@ def check_limits(values: dict[str, Any], key_id: int) -> dict[str, Any]:
             raise InvalidInput(f"{name}: unknown limit", field=name)
         if key_id and name in _PROJECT_ONLY:
             raise InvalidInput(
-                f"{name}: tokens, cost and per-user limits are the project's (leave out keyId)", field=name
+                f"{name}: tokens and per-user limits are the project's (leave out keyId)", field=name
             )
         if value is not None:
             kinds = (int,) if name in _WHOLE else (int, float)
@@ -209,3 +219,63 @@ def spent(conn: Connection, project_id: int, since_us: int, *, tokens: bool) -> 
         )
     )
     return float(whole or 0) + float(part or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Periods:
+    """Where the minute, UTC day and month holding ``now_us`` began, and where the next month begins."""
+
+    minute: int
+    day: int
+    month: int
+    next_month: int
+
+    @classmethod
+    def at(cls, now_us: int) -> Periods:
+        moment = datetime.fromtimestamp(now_us / 1_000_000, UTC)
+        month = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+        following = datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
+        return cls(
+            now_us - now_us % MINUTE_US,
+            now_us - now_us % DAY_US,
+            int(month.timestamp() * 1_000_000),
+            int(following.timestamp() * 1_000_000),
+        )
+
+
+def project_spend(conn: Connection, project_id: int, now_us: int) -> dict[str, float]:
+    """What the project has used this minute (tokens), today and this month (cost), by wire name."""
+    at = Periods.at(now_us)
+    return {
+        "tokensThisMinute": spent(conn, project_id, at.minute, tokens=True),
+        "costToday": spent(conn, project_id, at.day, tokens=False),
+        "costThisMonth": spent(conn, project_id, at.month, tokens=False),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpend:
+    """What one API key's generations used over some days."""
+
+    requests: int = 0
+    cost: float = 0.0
+    tokens: int = 0
+
+    def wire(self) -> dict[str, Any]:
+        return {"requests": self.requests, "cost": self.cost, "tokens": self.tokens}
+
+
+def key_spend(conn: Connection, project_id: int | None, since_us: int) -> dict[int, KeySpend]:
+    """What each API key of the project (``None``: of every project) spent from the UTC day holding
+    ``since_us`` on; keys that spent nothing are left out. Counted as generations are written (by any
+    road that authenticates with the key), from the day per-key totals began (migration 0013)."""
+    r = t.rollup_daily_keys
+    q = (
+        select(r.c.key, func.sum(r.c.requests), func.sum(r.c.cost), func.sum(r.c.tokens))
+        .where(r.c.kind == "key", r.c.day_us >= since_us - since_us % DAY_US)
+        .group_by(r.c.key)
+    )
+    if project_id is not None:
+        q = q.where(r.c.project_id == project_id)
+    rows = conn.execute(q)
+    return {int(key): KeySpend(int(n or 0), float(c or 0.0), int(tok or 0)) for key, n, c, tok in rows}

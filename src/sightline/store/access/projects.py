@@ -63,7 +63,7 @@ class ApiKey:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.project_id, self.environment)
+        return Scope(self.project_id, self.environment, self.id)
 
 
 @dataclass(frozen=True, slots=True)

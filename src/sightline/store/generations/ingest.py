@@ -279,7 +279,7 @@ class InsertGenerations:
             # Another server process wrote some of these ids since this transaction looked: its copy stands.
             created = [ok and gen_id in inserted for ok, gen_id in zip(created, ids, strict=True)]
             rows = [row for row in rows if row[_ID] in inserted]
-        add_generations(conn, rows)
+        add_generations(conn, rows, self.scope.key_id)
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
         insert_ignore(conn, t.prompt_versions, self.prompts, columns=t.PROMPT_COLUMNS)

@@ -35,10 +35,12 @@ _MICROSECOND = timedelta(microseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Who writes or reads: one project, and the environment of the API key in use."""
+    """Who writes or reads: one project, and the environment of the API key in use (and that key's
+    id, which the spend per key is counted under; 0 where no key wrote)."""
 
     project_id: int
     environment: str
+    key_id: int = 0
 
 
 def to_us(value: datetime) -> int:

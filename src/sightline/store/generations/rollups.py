@@ -9,7 +9,8 @@ models, not with rows:
   hour, environment and model;
 * ``rollup_latency``: latency and time-to-first-token histograms per hour (bins of
   :func:`latency_bin`), from which percentiles are read;
-* ``rollup_daily_keys``: requests, cost and tokens per day and user, and per day and template.
+* ``rollup_daily_keys``: requests, cost and tokens per day and user, per day and template, and per
+  day and API key (kind ``key``, the key's id: what a key has spent, and its budgets).
 
 A run's userId reaches its generations after they were written (the run owns it): then
 :func:`move_users` moves their totals from the old user to the new one.
@@ -115,9 +116,10 @@ _STATUS, _COST_SAVED, _LATENCY, _TTFT, _USER, _TEMPLATE = (
 )
 
 
-def add_generations(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+def add_generations(conn: Connection, rows: Sequence[Sequence[Any]], key_id: int = 0) -> None:
     """Add newly inserted ``generations`` rows of one project and environment, held as lists (in
-    ``tables.GENERATION_COLUMNS`` order), to the rollups (in the caller's transaction).
+    ``tables.GENERATION_COLUMNS`` order), written with API key ``key_id`` (0: none), to the rollups
+    (in the caller's transaction).
 
     The writer calls this for every batch it inserts: the totals are summed in plain dicts keyed by
     short tuples, and written as tuples in the tables' column order.
@@ -128,6 +130,7 @@ def add_generations(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     hourly: dict[tuple[int, str], list[Any]] = {}
     latency: dict[tuple[int, str, int], int] = {}
     keys: dict[tuple[int, str, str], list[Any]] = {}
+    api_key = str(key_id) if key_id else None
     for r in rows:
         ts, cost, hit, tokens = r[_TS], r[_COST], r[_CACHE_HIT], r[_TOTAL_TOKENS]
         hour = ts - ts % HOUR_US
@@ -153,7 +156,7 @@ def add_generations(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
                 at = (hour, "ttft", latency_bin(r[_TTFT]))
                 latency[at] = latency.get(at, 0) + 1
         day = ts - ts % DAY_US
-        for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE])):
+        for kind, key in (("user", r[_USER]), ("template", r[_TEMPLATE]), ("key", api_key)):
             if key is not None:
                 k = keys.get((day, kind, key))
                 if k is None:
