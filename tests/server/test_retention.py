@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from sightline.jobs.retention import apply_policy, user_reference
 from sightline.store import tables as t
-from sightline.store.retention import ANONYMISED, get_policies
+from sightline.store.retention import ANONYMISED, ERASED_USER, get_policies
 from tests.conftest import Api
 from tests.server.test_ingest import generation
 
@@ -156,7 +156,15 @@ async def test_erasing_an_end_user(api: Api) -> None:
     assert (await api.http.get("/api/datasets/d")).json()["items"] == 1
     with api.db.read() as conn:
         audit = conn.execute(select(t.audit_log).where(t.audit_log.c.action == "user.erase")).one()
+        r = t.rollup_daily_keys
+        kept: dict[tuple[int, str], int] = {}
+        for x in conn.execute(select(r).where(r.c.kind == "user")):
+            kept[(x.project_id, x.key)] = kept.get((x.project_id, x.key), 0) + x.requests
     assert audit.target == user_reference(audit.project_id, "alice") and "alice" not in str(audit.details)
+    # The top-users totals no longer hold the id; the project's totals stay, the other project's alice too.
+    mine = audit.project_id
+    assert (mine, "alice") not in kept and kept[(mine, ERASED_USER)] == 2 and kept[(mine, "bob")] == 1
+    assert [n for (project, key), n in kept.items() if project != mine] == [1]
 
 
 async def test_bad_policies_are_refused(api: Api) -> None:

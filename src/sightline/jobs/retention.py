@@ -27,6 +27,7 @@ from ..store.retention import (
     DeleteGenerations,
     DeleteRuns,
     DeleteUserFeedback,
+    ForgetUserTotals,
     Policy,
     PurgeCache,
     RecordRetentionRun,
@@ -165,6 +166,7 @@ async def erase_user(
     if not anonymise:
         total["runs"] = await db.writer.write(DeleteRuns(project_id, user_id=user_id))
         total["feedbackGiven"] = await db.writer.write(DeleteUserFeedback(project_id, user_id))
+        await db.writer.write(ForgetUserTotals(project_id, user_id))
     await db.writer.write(
         RecordAudit(
             actor,

@@ -3,8 +3,10 @@ anonymise generations with everything that hangs on them."""
 
 from .policies import (
     ACTIONS,
+    ERASED_USER,
     AdvanceAnonymised,
     DeleteUserFeedback,
+    ForgetUserTotals,
     Policy,
     RecordRetentionRun,
     RemovePolicy,
@@ -30,11 +32,13 @@ from .purge import (
 __all__ = [
     "ACTIONS",
     "ANONYMISED",
+    "ERASED_USER",
     "AdvanceAnonymised",
     "AnonymiseGenerations",
     "DeleteGenerations",
     "DeleteRuns",
     "DeleteUserFeedback",
+    "ForgetUserTotals",
     "Policy",
     "PurgeCache",
     "RecordRetentionRun",

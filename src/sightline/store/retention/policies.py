@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from ...errors import InvalidInput, NotFound
 from .. import tables as t
 from ..access.audit import Actor, record_audit
-from ..engine.dialect import upsert
+from ..engine.dialect import upsert, upsert_add
 from ..generations.records import iso
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "user_feedback",
     "user_generations",
     "DeleteUserFeedback",
+    "ERASED_USER",
+    "ForgetUserTotals",
     "max_seq",
     "check_policy",
 ]
@@ -312,3 +314,49 @@ class DeleteUserFeedback:
             )
             conn.execute(delete(sc).where(sc.c.id.in_(ids[i : i + 500])))
         return int(given or 0)
+
+
+ERASED_USER = "[erased]"
+
+
+@dataclass(slots=True)
+class ForgetUserTotals:
+    """Move an erased end user's daily totals (kept under their id for the top users) to one
+    ``[erased]`` entry of the same day, so the id is gone and every total stays; and drop their rate
+    limit counters. Answers how many days of totals were moved."""
+
+    project_id: int
+    user_id: str
+    size: int = 1
+
+    def apply(self, conn: Connection) -> int:
+        r = t.rollup_daily_keys
+        theirs = (r.c.project_id == self.project_id, r.c.kind == "user", r.c.key == self.user_id)
+        rows = conn.execute(
+            select(r.c.environment, r.c.day_us, r.c.requests, r.c.cost, r.c.tokens).where(*theirs)
+        ).all()
+        if rows:
+            conn.execute(delete(r).where(*theirs))
+            moved = [
+                (
+                    self.project_id,
+                    row.environment,
+                    row.day_us,
+                    "user",
+                    ERASED_USER,
+                    row.requests,
+                    row.cost,
+                    row.tokens,
+                )
+                for row in rows
+            ]
+            upsert_add(
+                conn,
+                r,
+                moved,
+                ("requests", "cost", "tokens"),
+                ("project_id", "environment", "day_us", "kind", "key", "requests", "cost", "tokens"),
+            )
+        u = t.limit_usage
+        conn.execute(delete(u).where(u.c.name == f"rpm:u:{self.project_id}:{self.user_id[:200]}"))
+        return len(rows)
