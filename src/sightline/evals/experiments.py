@@ -12,8 +12,9 @@ progress: a stopped experiment resumes with the items it has not run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -208,12 +209,7 @@ async def run_experiment(services: Services, job: Job) -> Any:
         prompt = _prompt(conn, project_id, experiment.target) if "prompt" in experiment.target else None
         return experiment, dataset, runnables, prompt, done_items(conn, experiment.id)
 
-    def read(query: Callable[[Connection], T]) -> T:
-        with db.read() as conn:
-            return query(conn)
-
-    # Reads in a worker thread: the event loop goes on answering requests meanwhile.
-    experiment, dataset, runnables, prompt, done = await asyncio.to_thread(read, plan)
+    experiment, dataset, runnables, prompt, done = await db.read_in_thread(plan)
     run = _Run(services, experiment, str(job.payload.get("environment") or "default"))
     progress = {"done": len(done), "total": dataset.items, "errors": 0, **(job.result or {})}
     progress["total"] = dataset.items
@@ -225,8 +221,8 @@ async def run_experiment(services: Services, job: Job) -> Any:
 
     after = 0
     while True:
-        page = await asyncio.to_thread(
-            read, lambda conn, after=after: list_items(conn, dataset, after, _BATCH)
+        page = await db.read_in_thread(
+            functools.partial(list_items, dataset=dataset, after=after, limit=_BATCH)
         )
         if not page:
             break

@@ -78,21 +78,13 @@ class Evaluations:
         self.services = services
         self.waiting = _Waiting(services.settings.job_backoff_seconds)
 
-    async def _read(self, query: Any) -> Any:
-        """``query(conn)`` on a read connection, in a worker thread: the event loop goes on answering
-        ingest and the gateway meanwhile."""
-
-        def run() -> Any:
-            with self.services.db.read() as conn:
-                return query(conn)
-
-        return await asyncio.to_thread(run)
-
     async def online(self, job: Job) -> Any:
         """Evaluate what was written since each online evaluator's cursor."""
         db, settings = self.services.db, self.services.settings
         now_us = time.time_ns() // 1000
-        if await self._read(lambda conn: others_running(conn, ONLINE_KIND, job.id, now_us)):
+        if await self.services.db.read_in_thread(
+            lambda conn: others_running(conn, ONLINE_KIND, job.id, now_us)
+        ):
             return None  # the previous period's job is still at it
         started = time.monotonic()
         evaluated = errors = 0
@@ -118,7 +110,7 @@ class Evaluations:
                 evaluated, errors = evaluated + done, errors + failed
 
         ready = []
-        for evaluator in await self._read(online_evaluators):
+        for evaluator in await self.services.db.read_in_thread(online_evaluators):
             if self.waiting.ready(evaluator.id, time.monotonic()):
                 ready.append(evaluator)
             else:
@@ -135,15 +127,15 @@ class Evaluations:
         while the next batch is read and scored (the writer takes them in order; the cursor check of
         each write keeps a batch from being recorded twice)."""
         settings = self.services.settings
-        runnable = await self._read(lambda conn: Runnable.load(conn, evaluator))
+        runnable = await self.services.db.read_in_thread(lambda conn: Runnable.load(conn, evaluator))
         done = failed = 0
         cursor = evaluator.cursor_seq
         writing: asyncio.Future[Any] | None = None
         try:
             while time.monotonic() - started <= _ONLINE_BUDGET:
                 current = replace(evaluator, cursor_seq=cursor)
-                records, to_seq = await self._read(
-                    lambda conn, current=current: pending_generations(conn, current, settings.eval_batch)
+                records, to_seq = await self.services.db.read_in_thread(
+                    functools.partial(pending_generations, evaluator=current, limit=settings.eval_batch)
                 )
                 if to_seq == cursor:
                     break
@@ -167,10 +159,10 @@ class Evaluations:
         payload, project_id = job.payload, job.project_id
         if project_id is None:
             raise InvalidInput("a backfill belongs to a project")
-        evaluator = await self._read(
+        evaluator = await self.services.db.read_in_thread(
             lambda conn: get_evaluator(conn, project_id, int(payload["evaluatorId"]))
         )
-        runnable = await self._read(lambda conn: Runnable.load(conn, evaluator))
+        runnable = await self.services.db.read_in_thread(lambda conn: Runnable.load(conn, evaluator))
         flt: dict[str, Any] = {"$and": [payload.get("filter") or {}, {"metadata.tags": {"$ne": JUDGE_TAG}}]}
         progress: dict[str, Any] = dict(job.result or {})
         progress.setdefault("evaluatorId", evaluator.id)
@@ -182,9 +174,13 @@ class Evaluations:
             await self.services.db.writer.write(Progress(job.id, job.worker, progress))
         while not progress.get("finished"):
             after = progress.get("after")
-            page = await self._read(
-                lambda conn, after=after: list_generations(
-                    conn, project_id, flt, self.services.settings.eval_batch, after
+            page = await self.services.db.read_in_thread(
+                functools.partial(
+                    list_generations,
+                    project_id=project_id,
+                    filter=flt,
+                    limit=self.services.settings.eval_batch,
+                    cursor=after,
                 )
             )
             rows = await runnable.score(self.services, page.data) if page.data else []

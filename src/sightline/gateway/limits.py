@@ -22,12 +22,13 @@ refused as ``SIGHTLINE_LIMITS_FAIL_OPEN`` says, and that is logged once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Connection
 
 from ..errors import RateLimited
 from ..store import Database
@@ -94,11 +95,8 @@ class Limiter:
         if found is not None and found[0] > now:
             return found[1]
 
-        def read() -> list[Limits]:
-            with self._db.read() as conn:
-                return get_limits(conn, project_id)
-
-        limits = {x.key_id: x for x in await asyncio.to_thread(read)}
+        rows = await self._db.read_in_thread(lambda conn: get_limits(conn, project_id))
+        limits = {x.key_id: x for x in rows}
         self._config[project_id] = (now + _CONFIG_SECONDS, limits)
         return limits
 
@@ -199,14 +197,13 @@ class Limiter:
         if found is not None and found[0] > now:
             return found[1]
 
-        def read() -> float:
-            with self._db.read() as conn:
-                if not limits.key_id:
-                    return spent(conn, limits.project_id, since, tokens=kind == "tokens")
-                mine = key_spend(conn, limits.project_id, since).get(limits.key_id)
-                return mine.cost if mine is not None else 0.0
+        def read(conn: Connection) -> float:
+            if not limits.key_id:
+                return spent(conn, limits.project_id, since, tokens=kind == "tokens")
+            mine = key_spend(conn, limits.project_id, since).get(limits.key_id)
+            return mine.cost if mine is not None else 0.0
 
-        value = await asyncio.to_thread(read)
+        value = await self._db.read_in_thread(read)
         if len(self._spent) > 10_000:
             self._spent.clear()
         self._spent[at] = (now + _SPENT_SECONDS, value)

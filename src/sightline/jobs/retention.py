@@ -10,7 +10,6 @@ anonymising moves its cursor with each batch. ``sightline retention run`` does t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -48,14 +47,6 @@ T = TypeVar("T")
 Progress = Callable[[int], None]
 
 
-async def _read(db: Database, query: Callable[[Any], T]) -> T:
-    def run() -> T:
-        with db.read() as conn:
-            return query(conn)
-
-    return await asyncio.to_thread(run)
-
-
 def _count_expired(conn: Any, policy: Policy, cutoff: int) -> int:
     return count_expired(conn, policy, cutoff)
 
@@ -73,7 +64,9 @@ async def apply_policy(
     if dry_run:
         return {
             "action": policy.action,
-            "generations": await _read(db, functools.partial(_count_expired, policy=policy, cutoff=cutoff)),
+            "generations": await db.read_in_thread(
+                functools.partial(_count_expired, policy=policy, cutoff=cutoff)
+            ),
         }
     total: dict[str, int] = {"generations": 0}
     if policy.action == "delete":
@@ -81,7 +74,7 @@ async def apply_policy(
         def expired(c: Any) -> list[str]:
             return expired_batch(c, policy, cutoff, BATCH)
 
-        while ids := await _read(db, expired):
+        while ids := await db.read_in_thread(expired):
             _add(total, await db.writer.write(DeleteGenerations(policy.project_id, ids)))
             if progress:
                 progress(len(ids))
@@ -90,14 +83,14 @@ async def apply_policy(
         )
         total["cacheEntries"] = await db.writer.write(PurgeCache(policy.project_id, cutoff))
     else:
-        seq = await _read(db, max_seq)
+        seq = await db.read_in_thread(max_seq)
         after: tuple[int, str] | None = None  # the last (time, id) taken by this run
         while True:
 
             def batch(c: Any, pol: Policy = policy, at: tuple[int, str] | None = after) -> Any:
                 return anonymise_batch(c, pol, cutoff, BATCH, at)
 
-            ids, until, late_seq = await _read(db, batch)
+            ids, until, late_seq = await db.read_in_thread(batch)
             if not ids:
                 # Everything numbered up to where this run began, and older than the cutoff, is done.
                 await db.writer.write(
@@ -125,7 +118,7 @@ def retention_handler(db: Database, clock: Callable[[], float] = time.time) -> H
     async def apply(job: Job) -> Any:
         now_us = int(clock() * 1_000_000)
         done = []
-        for policy in await _read(db, get_policies):
+        for policy in await db.read_in_thread(get_policies):
             result = await apply_policy(db, policy, now_us)
             done.append({"projectId": policy.project_id, "environment": policy.environment or None, **result})
         return Outcome({"policies": done})
@@ -155,7 +148,7 @@ async def erase_user(
     def theirs(c: Any) -> list[str]:
         return user_generations(c, project_id, user_id, BATCH, after)
 
-    while ids := await _read(db, theirs):
+    while ids := await db.read_in_thread(theirs):
         if anonymise:
             _add(total, await db.writer.write(AnonymiseGenerations(project_id, ids)))
             after = ids[-1]  # anonymised rows stay: go on after them

@@ -12,9 +12,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..gateway import Caller, KeyLookup
-from ..store.access.projects import ApiKey
+from ..store.access.audit import Actor
+from ..store.access.projects import ApiKey, User
 
-__all__ = ["ApiKeyDep", "CallerDep", "require_caller", "require_key"]
+__all__ = ["ApiKeyDep", "CallerDep", "actor", "require_caller", "require_key"]
+
+
+def actor(request: Request, who: ApiKey | User) -> Actor:
+    """Who does what a request asks, for the audit log: its API key (id and prefix, never the key) or
+    its dashboard user, and the address the request came from."""
+    client = request.client.host if request.client is not None else None
+    if isinstance(who, ApiKey):
+        return Actor("key", who.id, who.prefix, client)
+    return Actor("user", who.id, who.username, client)
 
 
 async def require_caller(request: Request) -> Caller:

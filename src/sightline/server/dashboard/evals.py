@@ -28,7 +28,6 @@ from ...errors import InvalidInput, SightlineError
 from ...evals.evaluator import EVALUATOR_TYPES, check_definition, check_filter, check_rate
 from ...evals.experiments import EXPERIMENT_KIND, check_target
 from ...evals.jobs import BACKFILL_KIND
-from ...store.access.audit import Actor
 from ...store.evals import score_wire
 from ...store.evals.datasets import (
     EXPORT_FORMATS,
@@ -57,6 +56,7 @@ from ...store.evals.experiments import (
 )
 from ...store.jobs import Enqueue, get_job
 from ...store.prompts import list_prompts
+from ..auth import actor
 from ..routers.datasets import from_generations
 from .context import AdminDep, FormDep, View, ViewDep
 from .render import page, redirect, url_with
@@ -65,10 +65,6 @@ __all__ = ["router"]
 
 router = APIRouter()
 _DAY_US = 86_400_000_000
-
-
-def _actor(request: Request, view: View) -> Actor:
-    return Actor("user", view.user.id, view.user.username, request.client.host if request.client else None)
 
 
 def _json_field(form: Any, name: str, default: Any) -> Any:
@@ -146,7 +142,7 @@ async def save_evaluator(request: Request, view: AdminDep, form: FormDep) -> Res
             definition.filter,
             definition.sample_rate,
             definition.enabled,
-            _actor(request, view),
+            actor(request, view.user),
             _now(),
         )
     )
@@ -198,7 +194,7 @@ async def attach(evaluator_id: int, request: Request, view: AdminDep, form: Form
         flt is None,
         rate,
         form.get("enabled") == "on",
-        _actor(request, view),
+        actor(request, view.user),
         _now(),
     )
     await request.app.state.db.writer.write(op)
@@ -267,7 +263,7 @@ async def new_dataset(request: Request, view: AdminDep, form: FormDep) -> Respon
     except InvalidInput as error:
         return _datasets_page(request, view, 400, form=fields, error=error.message)
     await request.app.state.db.writer.write(
-        AddItems(view.project_id, name, None, items, _actor(request, view), _now())
+        AddItems(view.project_id, name, None, items, actor(request, view.user), _now())
     )
     return redirect(request, url_with(f"/datasets/{name}", view.scope))
 

@@ -16,19 +16,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...errors import InvalidInput, SightlineError
-from ...store.access.audit import Actor, audit_entries
-from ...store.access.limits import SetLimits, check_limits, get_limits, project_spend
+from ...store.access.audit import audit_entries
+from ...store.access.limits import LIMIT_FIELDS, SetLimits, check_limits, get_limits, project_spend
 from ...store.retention import SetPolicy, check_policy, get_policies
+from ..auth import actor
 from .context import AdminDep, FormDep, View
 from .render import page, redirect, url_with
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/admin")
-
-
-def _actor(request: Request, view: View) -> Actor:
-    return Actor("user", view.user.id, view.user.username, request.client.host if request.client else None)
 
 
 @router.get("/audit", include_in_schema=False)
@@ -75,7 +72,9 @@ def operations_page(request: Request, view: AdminDep) -> Response:
     return _operations_page(request, view)
 
 
-def _number(form: Any, name: str) -> Any:
+def _number(form: Any, name: str, *, whole: bool = True) -> Any:
+    """The form's field as a number (``None`` when empty); ``whole``: a whole one as an int (a count),
+    as the JSON API would have it."""
     text = str(form.get(name) or "").strip()
     if not text:
         return None
@@ -83,7 +82,7 @@ def _number(form: Any, name: str) -> Any:
         value = float(text)
     except ValueError:
         raise InvalidInput(f"{name}: a number", field=name) from None
-    return int(value) if value.is_integer() and name != "costPerDay" and name != "costPerMonth" else value
+    return int(value) if whole and value.is_integer() else value
 
 
 @router.post("/operations/retention", include_in_schema=False)
@@ -92,7 +91,7 @@ async def set_retention(request: Request, view: AdminDep, form: FormDep) -> Resp
         action, days = check_policy(str(form.get("action") or ""), _number(form, "afterDays"))
         environment = str(form.get("environment") or "").strip()
         op = SetPolicy(
-            view.project_id, environment, action, days, _actor(request, view), time.time_ns() // 1000
+            view.project_id, environment, action, days, actor(request, view.user), time.time_ns() // 1000
         )
         await request.app.state.db.writer.write(op)
     except SightlineError as exc:
@@ -102,10 +101,11 @@ async def set_retention(request: Request, view: AdminDep, form: FormDep) -> Resp
 
 @router.post("/operations/limits", include_in_schema=False)
 async def set_limits(request: Request, view: AdminDep, form: FormDep) -> Response:
-    names = ("requestsPerMinute", "tokensPerMinute", "costPerDay", "costPerMonth", "userRequestsPerMinute")
     try:
-        values = check_limits({name: _number(form, name) for name in names}, 0)
-        op = SetLimits(view.project_id, 0, values, _actor(request, view), time.time_ns() // 1000)
+        values = check_limits(
+            {name: _number(form, name, whole=field.whole) for name, field in LIMIT_FIELDS.items()}, 0
+        )
+        op = SetLimits(view.project_id, 0, values, actor(request, view.user), time.time_ns() // 1000)
         await request.app.state.db.writer.write(op)
     except SightlineError as exc:
         return _operations_page(request, view, exc.status_code, exc.message)

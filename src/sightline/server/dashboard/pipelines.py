@@ -20,9 +20,9 @@ from starlette.responses import Response
 from ...errors import InvalidInput, NotFound, SightlineError
 from ...pipelines import service
 from ...pipelines.expression import ExpressionError
-from ...store.access.audit import Actor
 from ...store.pipelines import get_pipeline, list_functions, list_pipelines
 from ...store.pipelines.registry import last_sync
+from ..auth import actor
 from .context import AdminDep, FormDep, View, ViewDep
 from .prompt_editor import dashboard_caller
 from .render import page, redirect, url_with
@@ -30,11 +30,6 @@ from .render import page, redirect, url_with
 __all__ = ["router"]
 
 router = APIRouter()
-
-
-def _actor(request: Request, view: View) -> Actor:
-    client = request.client.host if request.client is not None else None
-    return Actor("user", view.user.id, view.user.username, client)
 
 
 def _functions_page(request: Request, view: View, synced: dict[str, Any] | None = None) -> Response:
@@ -71,7 +66,7 @@ def functions_page(request: Request, view: ViewDep) -> Response:
 @router.post("/functions/_sync", include_in_schema=False)
 async def sync(request: Request, view: AdminDep, form: FormDep) -> Response:
     state = request.app.state
-    done = await service.sync_functions(state.db, state.settings, state.sandbox, _actor(request, view))
+    done = await service.sync_functions(state.db, state.settings, state.sandbox, actor(request, view.user))
     return _functions_page(request, view, synced=done.wire())
 
 
@@ -106,7 +101,7 @@ async def save(request: Request, view: AdminDep, form: FormDep) -> Response:
         raise NotFound("pick a project first")
     try:
         saved = await service.save_pipeline(
-            state.db, state.settings, view.project_id, body, _actor(request, view)
+            state.db, state.settings, view.project_id, body, actor(request, view.user)
         )
     except ExpressionError as error:
         return _pipelines_page(request, view, 400, form=fields, error=str(error), place=error.to_json())

@@ -22,10 +22,10 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound, SightlineError
 from ...gateway import Caller, Context, Gateway, answer_text
-from ...store.access.audit import Actor
 from ...store.access.projects import ApiKey
 from ...store.prompts import MoveLabel, Prompt, SavePrompt, check_label, get_prompt, parse_draft
 from ...templating import TemplateError
+from ..auth import actor
 from .context import AdminDep, FormDep, View, ViewDep
 from .render import page, redirect, url_with
 from .session import load_session
@@ -36,11 +36,6 @@ router = APIRouter()
 
 _ROWS_MAX = 30  # chat message rows a form may post
 _SECRET = secrets.token_urlsafe(24)  # signs the feedback key of a test run's answer, which nobody reads
-
-
-def _actor(request: Request, view: View) -> Actor:
-    client = request.client.host if request.client is not None else None
-    return Actor("user", view.user.id, view.user.username, client)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -181,7 +176,7 @@ async def _save(request: Request, view: View, form: FormData, name: str | None) 
     try:
         draft = parse_draft(body_from_form(form, name))
         saved = await request.app.state.db.writer.write(
-            SavePrompt(view.project_id, draft, _actor(request, view))
+            SavePrompt(view.project_id, draft, actor(request, view.user))
         )
     except SightlineError as exc:
         if not isinstance(exc, InvalidInput) and exc.status_code >= 500:
@@ -236,7 +231,7 @@ async def move_label(name: str, request: Request, view: AdminDep, form: FormDep)
         raw = _field(form, "version")
         if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
             raise InvalidInput("version: choose a version", field="version")
-        op = MoveLabel(view.project_id, name, label, int(raw), _actor(request, view))
+        op = MoveLabel(view.project_id, name, label, int(raw), actor(request, view.user))
         previous = await request.app.state.db.writer.write(op)
     except (InvalidInput, NotFound) as exc:
         session.say("error", exc.message)

@@ -16,7 +16,6 @@ from starlette.responses import StreamingResponse
 
 from ...errors import InvalidInput, PayloadTooLarge
 from ...evals.evaluator import check_filter
-from ...store.access.audit import Actor
 from ...store.evals.datasets import (
     EXPORT_FORMATS,
     AddItems,
@@ -29,7 +28,7 @@ from ...store.evals.datasets import (
     list_items,
 )
 from ...store.generations.queries import list_generations
-from ..auth import ApiKeyDep
+from ..auth import ApiKeyDep, actor
 from ..body import read_json, read_raw
 from ..responses import JSON
 
@@ -37,10 +36,6 @@ router = APIRouter(tags=["datasets"])
 
 MAX_ITEMS = 10_000  # items one request may add
 _SCAN_MAX = 100_000  # generations one "fromFilter" looks at, at most
-
-
-def _actor(request: Request, key: Any) -> Actor:
-    return Actor("key", key.id, key.prefix, request.client.host if request.client is not None else None)
 
 
 def _name(value: Any) -> str:
@@ -98,7 +93,7 @@ async def create(request: Request, key: ApiKeyDep) -> JSON:
             raise InvalidInput(f"limit: a whole number from 1 to {MAX_ITEMS}", field="limit")
         items += await run_in_threadpool(from_generations, request, key.project_id, flt, expected, limit)
     op = AddItems(
-        key.project_id, dataset_name, description, items, _actor(request, key), time.time_ns() // 1000
+        key.project_id, dataset_name, description, items, actor(request, key), time.time_ns() // 1000
     )
     dataset = await request.app.state.db.writer.write(op)
     return JSON({**dataset.wire(), "added": len(items)}, status_code=201)
@@ -152,7 +147,7 @@ async def add_items(name: str, request: Request, key: ApiKeyDep) -> JSON:
         raise InvalidInput("items: give at least one item", field="items")
     with request.app.state.db.read() as conn:
         get_dataset(conn, key.project_id, name)  # 404 for a dataset that does not exist
-    op = AddItems(key.project_id, name, None, items, _actor(request, key), time.time_ns() // 1000)
+    op = AddItems(key.project_id, name, None, items, actor(request, key), time.time_ns() // 1000)
     dataset = await request.app.state.db.writer.write(op)
     return JSON({**dataset.wire(), "added": len(items)}, status_code=201)
 
@@ -167,7 +162,7 @@ async def remove_items(name: str, request: Request, key: ApiKeyDep) -> JSON:
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
     ):
         raise InvalidInput("ids: expected a list of item ids", field="ids")
-    op = RemoveItems(key.project_id, name, ids[:MAX_ITEMS], _actor(request, key), time.time_ns() // 1000)
+    op = RemoveItems(key.project_id, name, ids[:MAX_ITEMS], actor(request, key), time.time_ns() // 1000)
     return JSON((await request.app.state.db.writer.write(op)).wire())
 
 

@@ -7,12 +7,10 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ...evals.evaluator import check_definition, check_filter, check_rate
 from ...evals.jobs import BACKFILL_KIND
-from ...store.access.audit import Actor
 from ...store.evals import score_wire
 from ...store.evals.evaluators import (
     SaveEvaluator,
@@ -23,26 +21,13 @@ from ...store.evals.evaluators import (
     list_evaluators,
     recent_results,
 )
-from ..auth import ApiKeyDep
+from ..auth import ApiKeyDep, actor
 from ..body import read_json
 from ..responses import JSON
 
 router = APIRouter(tags=["evaluators"])
 
 _DAY_US = 86_400_000_000
-
-
-def _actor(request: Request, key: Any) -> Actor:
-    client = request.client.host if request.client is not None else None
-    return Actor("key", key.id, key.prefix, client)
-
-
-async def _read(request: Request, query: Any) -> Any:
-    def run() -> Any:
-        with request.app.state.db.read() as conn:
-            return query(conn)
-
-    return await run_in_threadpool(run)
 
 
 @router.post("/api/evaluators", status_code=201, summary="Define an evaluator, or save a new version of one")
@@ -52,7 +37,9 @@ async def save(request: Request, key: ApiKeyDep) -> JSON:
     and ``sampleRate`` (0-1, default 1); ``scoreName`` (default: the name), ``enabled``. 201 ``{"id",
     "version"}`` for a new evaluator or version; 200 when the definition is unchanged."""
     body = await read_json(request)
-    definition = await _read(request, lambda conn: check_definition(conn, key.project_id, body))
+    definition = await request.app.state.db.read_in_thread(
+        lambda conn: check_definition(conn, key.project_id, body)
+    )
     saved = await request.app.state.db.writer.write(
         SaveEvaluator(
             key.project_id,
@@ -63,7 +50,7 @@ async def save(request: Request, key: ApiKeyDep) -> JSON:
             definition.filter,
             definition.sample_rate,
             definition.enabled,
-            _actor(request, key),
+            actor(request, key),
             time.time_ns() // 1000,
         )
     )
@@ -83,7 +70,7 @@ async def list_(request: Request, key: ApiKeyDep) -> JSON:
             for ev in list_evaluators(conn, key.project_id)
         ]
 
-    return JSON({"data": await _read(request, read)})
+    return JSON({"data": await request.app.state.db.read_in_thread(read)})
 
 
 @router.get("/api/evaluators/{ref}", summary="One evaluator: definition, last day's results, recent scores")
@@ -95,7 +82,7 @@ async def get(ref: str, request: Request, key: ApiKeyDep) -> JSON:
         recent = [score_wire(r) for r in recent_results(conn, key.project_id, ev.id)]
         return {**ev.wire(), "lastDay": evaluator_stats(conn, key.project_id, ev.id, since), "recent": recent}
 
-    return JSON(await _read(request, read))
+    return JSON(await request.app.state.db.read_in_thread(read))
 
 
 @router.patch("/api/evaluators/{ref}", summary="Change what an evaluator evaluates online")
@@ -109,7 +96,7 @@ async def attach(ref: str, request: Request, key: ApiKeyDep) -> JSON:
     enabled = body.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
         raise InvalidInput("enabled: expected true or false", field="enabled")
-    ev = await _read(request, lambda conn: get_evaluator(conn, key.project_id, ref))
+    ev = await request.app.state.db.read_in_thread(lambda conn: get_evaluator(conn, key.project_id, ref))
     op = UpdateAttachment(
         key.project_id,
         ev.id,
@@ -117,11 +104,15 @@ async def attach(ref: str, request: Request, key: ApiKeyDep) -> JSON:
         "filter" in body and flt is None,
         rate,
         enabled,
-        _actor(request, key),
+        actor(request, key),
         time.time_ns() // 1000,
     )
     await request.app.state.db.writer.write(op)
-    return JSON((await _read(request, lambda conn: get_evaluator(conn, key.project_id, ev.id))).wire())
+    return JSON(
+        (
+            await request.app.state.db.read_in_thread(lambda conn: get_evaluator(conn, key.project_id, ev.id))
+        ).wire()
+    )
 
 
 def _judge_model(ev: Any) -> str | None:
@@ -138,7 +129,7 @@ async def estimate_run(ref: str, request: Request, key: ApiKeyDep) -> JSON:
         ev = get_evaluator(conn, key.project_id, ref)
         return estimate(conn, key.project_id, flt, _judge_model(ev))
 
-    return JSON(await _read(request, read))
+    return JSON(await request.app.state.db.read_in_thread(read))
 
 
 @router.post("/api/evaluators/{ref}/run", status_code=202, summary="Run an evaluator over past generations")
@@ -149,7 +140,7 @@ async def run(ref: str, request: Request, key: ApiKeyDep) -> JSON:
     for name in sorted(set(body) - {"filter"}):
         raise InvalidInput(f"{name}: a run takes only a filter", field=name)
     flt = check_filter(body.get("filter") or {})
-    ev = await _read(request, lambda conn: get_evaluator(conn, key.project_id, ref))
+    ev = await request.app.state.db.read_in_thread(lambda conn: get_evaluator(conn, key.project_id, ref))
     job_id = await request.app.state.jobs.enqueue(
         BACKFILL_KIND, {"evaluatorId": ev.id, "filter": flt}, project_id=key.project_id
     )

@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ...errors import InvalidInput
-from ...store.access.audit import Actor
 from ...store.access.limits import Periods, SetLimits, check_limits, get_limits, key_spend, project_spend
-from ..auth import ApiKeyDep
+from ..auth import ApiKeyDep, actor
 from ..body import read_json
 from ..responses import JSON
 
@@ -27,9 +26,9 @@ async def set_limits(request: Request, key: ApiKeyDep) -> JSON:
     if isinstance(key_id, bool) or not isinstance(key_id, int) or key_id < 0:
         raise InvalidInput("keyId: an API key's id", field="keyId")
     values = check_limits(body, key_id)
-    actor = Actor("key", key.id, key.prefix, request.client.host if request.client is not None else None)
+    by = actor(request, key)
     limits = await request.app.state.db.writer.write(
-        SetLimits(key.project_id, key_id, values, actor, time.time_ns() // 1000)
+        SetLimits(key.project_id, key_id, values, by, time.time_ns() // 1000)
     )
     request.app.state.gateway.limiter.forget(key.project_id)
     return JSON(limits.wire())

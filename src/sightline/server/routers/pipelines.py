@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -40,7 +39,7 @@ from ...pipelines.expression import ExpressionError
 from ...store.access.audit import Actor
 from ...store.pipelines import get_pipeline, list_functions, list_pipelines
 from ...store.pipelines.registry import last_sync
-from ..auth import require_caller
+from ..auth import actor, require_caller
 from ..body import read_json
 from ..dashboard.context import View, current_view
 from ..dashboard.prompt_editor import dashboard_caller
@@ -71,10 +70,6 @@ router = APIRouter(tags=["pipelines"])
 aieye = APIRouter(tags=["pipelines"], dependencies=[Depends(_aieye)])
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None
-
-
 async def _caller(request: Request, *, admin: bool = False) -> tuple[Caller, Actor, View | None]:
     """The gateway caller and the actor: an API key, or a dashboard session with its CSRF token."""
     if "authorization" in request.headers or COOKIE not in request.cookies:
@@ -84,22 +79,14 @@ async def _caller(request: Request, *, admin: bool = False) -> tuple[Caller, Act
             )
         caller = await require_caller(request)
         key = caller.key
-        return caller, Actor("key", key.id, key.prefix, _client(request)), None
+        return caller, actor(request, key), None
     view = current_view(request)
     sent = request.headers.get("x-csrftoken", "")
     if not hmac.compare_digest(sent.encode(), load_session(request).csrf.encode()):
         raise PermissionDenied("send the session's CSRF token in the X-CSRFToken header (or use an API key)")
     if admin and not view.is_admin:
         raise PermissionDenied("syncing functions is for admins")
-    return dashboard_caller(view), Actor("user", view.user.id, view.user.username, _client(request)), view
-
-
-async def _read(request: Request, query: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with request.app.state.db.read() as conn:
-            return query(conn)
-
-    return await asyncio.to_thread(run)
+    return dashboard_caller(view), actor(request, view.user), view
 
 
 def _expression_error(error: ExpressionError) -> JSON:
@@ -204,8 +191,8 @@ async def validate(request: Request) -> JSON:
     expression = body.get("expression") if isinstance(body, dict) else None
     settings = request.app.state.settings
     try:
-        args = await _read(
-            request, lambda conn: service.validate(conn, caller.key.project_id, expression, settings)
+        args = await request.app.state.db.read_in_thread(
+            lambda conn: service.validate(conn, caller.key.project_id, expression, settings)
         )
     except ExpressionError as error:
         return _expression_error(error)
@@ -215,15 +202,17 @@ async def validate(request: Request) -> JSON:
 @router.get("/api/pipelines", summary="The project's pipelines")
 async def list_(request: Request) -> JSON:
     caller, _, _ = await _caller(request)
-    found = await _read(request, lambda conn: list_pipelines(conn, caller.key.project_id))
+    found = await request.app.state.db.read_in_thread(
+        lambda conn: list_pipelines(conn, caller.key.project_id)
+    )
     return JSON({"data": [p.wire() for p in found]})
 
 
 @router.get("/api/pipelines/{pipeline_id}", summary="One pipeline")
 async def get(pipeline_id: int, request: Request) -> JSON:
     caller, _, _ = await _caller(request)
-    found = await _read(
-        request, lambda conn: get_pipeline(conn, caller.key.project_id, pipeline_id=pipeline_id)
+    found = await request.app.state.db.read_in_thread(
+        lambda conn: get_pipeline(conn, caller.key.project_id, pipeline_id=pipeline_id)
     )
     if found is None:
         raise NotFound(f"no pipeline {pipeline_id} in this project", field="pipeline_id")
@@ -240,7 +229,7 @@ async def functions(request: Request) -> JSON:
     def both(conn: Connection) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         return list_functions(conn), last_sync(conn)
 
-    registered, synced = await _read(request, both)
+    registered, synced = await request.app.state.db.read_in_thread(both)
     return JSON({"data": registered, "lastSync": synced})
 
 

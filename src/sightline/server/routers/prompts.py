@@ -15,12 +15,11 @@ in ``X-CSRFToken`` (reads: any user; writes: an admin), scoped to the project th
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput, NotFound, PermissionDenied
 from ...store.access.audit import Actor
@@ -34,7 +33,7 @@ from ...store.prompts import (
     parse_draft,
     prompt_history,
 )
-from ..auth import require_key
+from ..auth import actor, require_key
 from ..body import read_json
 from ..dashboard.context import current_view
 from ..dashboard.session import COOKIE, load_session
@@ -46,44 +45,34 @@ router = APIRouter(tags=["prompts"])
 T = TypeVar("T")
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None
-
-
 async def _caller(request: Request, *, write: bool) -> tuple[int, Actor]:
     """The project and the actor of the request: an API key, or a dashboard session (with its CSRF
     token; an admin's to write)."""
     if "authorization" in request.headers or COOKIE not in request.cookies:
         key = await require_key(request)
-        return key.project_id, Actor("key", key.id, key.prefix, _client(request))
+        return key.project_id, actor(request, key)
     view = current_view(request)
     sent = request.headers.get("x-csrftoken", "")
     if not hmac.compare_digest(sent.encode(), load_session(request).csrf.encode()):
         raise PermissionDenied("send the session's CSRF token in the X-CSRFToken header (or use an API key)")
     if write and not view.is_admin:
         raise PermissionDenied("changing prompts from a dashboard session is for admins (or use an API key)")
-    return view.project_id, Actor("user", view.user.id, view.user.username, _client(request))
+    return view.project_id, actor(request, view.user)
 
 
 @router.post("/api/prompts", status_code=201, summary="Save a prompt (a new version when the name exists)")
 async def save(request: Request) -> JSON:
-    project_id, actor = await _caller(request, write=True)
+    project_id, by = await _caller(request, write=True)
     draft = parse_draft(await read_json(request))
-    saved: Saved = await request.app.state.db.writer.write(SavePrompt(project_id, draft, actor))
+    saved: Saved = await request.app.state.db.writer.write(SavePrompt(project_id, draft, by))
     return JSON(saved.wire(), status_code=201)
 
 
 @router.get("/api/prompts", summary="Every prompt of the project: managed and recorded")
 async def list_(request: Request) -> JSON:
     project_id, _ = await _caller(request, write=False)
-    found = await run_in_threadpool(_read, request, list_prompts, project_id)
+    found = await request.app.state.db.read_in_thread(functools.partial(list_prompts, project_id=project_id))
     return JSON({"data": [p.wire() for p in found]})
-
-
-def _read(request: Request, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    # Off the event loop: a read that waits for the database must not hold up the other requests.
-    with request.app.state.db.read() as conn:
-        return query(conn, *args, **kwargs)
 
 
 def _version(value: str | None) -> str | None:
@@ -100,8 +89,8 @@ async def get(name: str, request: Request, version: str | None = None, label: st
     wanted = _version(version)
     if wanted is not None and label:
         raise InvalidInput("label: give ?version= or ?label=, not both", field="label")
-    found = await run_in_threadpool(
-        _read, request, get_prompt, project_id, name, version=wanted, label=label or None
+    found = await request.app.state.db.read_in_thread(
+        functools.partial(get_prompt, project_id=project_id, name=name, version=wanted, label=label or None)
     )
     if found is None:
         what = f"label {label!r}" if label else f"version {wanted!r}" if wanted else "versions"
@@ -112,7 +101,9 @@ async def get(name: str, request: Request, version: str | None = None, label: st
 @router.get("/api/prompts/{name}/versions", summary="Every version of a prompt, newest first")
 async def versions(name: str, request: Request) -> JSON:
     project_id, _ = await _caller(request, write=False)
-    history = await run_in_threadpool(_read, request, prompt_history, project_id, name)
+    history = await request.app.state.db.read_in_thread(
+        functools.partial(prompt_history, project_id=project_id, name=name)
+    )
     if not history:
         raise NotFound(f"no prompt named {name[:200]!r} in this project")
     return JSON({"data": [p.wire() for p in history]})
@@ -128,11 +119,11 @@ def _number(value: Any) -> int:
 
 @router.post("/api/prompts/{name}/labels", summary="Point a label (production, staging, ...) at a version")
 async def move_label(name: str, request: Request) -> JSON:
-    project_id, actor = await _caller(request, write=True)
+    project_id, by = await _caller(request, write=True)
     body = await read_json(request)
     unknown = sorted(str(k) for k in body if k not in ("label", "version"))
     if unknown:
         raise InvalidInput(f"{unknown[0]}: not a field (label, version)", field=unknown[0])
     label, number = check_label(body.get("label")), _number(body.get("version"))
-    previous = await request.app.state.db.writer.write(MoveLabel(project_id, name, label, number, actor))
+    previous = await request.app.state.db.writer.write(MoveLabel(project_id, name, label, number, by))
     return JSON({"name": name, "label": label, "version": number, "previous": previous})

@@ -16,17 +16,12 @@ from fastapi import APIRouter, Request
 
 from ...errors import InvalidInput
 from ...jobs.retention import erase_user
-from ...store.access.audit import Actor
 from ...store.retention import RemovePolicy, SetPolicy, check_policy, get_policies
-from ..auth import ApiKeyDep
+from ..auth import ApiKeyDep, actor
 from ..body import read_json
 from ..responses import JSON
 
 router = APIRouter(tags=["retention"])
-
-
-def _actor(request: Request, key: Any) -> Actor:
-    return Actor("key", key.id, key.prefix, request.client.host if request.client is not None else None)
 
 
 def _environment(value: Any) -> str:
@@ -60,7 +55,7 @@ async def set_policy(request: Request, key: ApiKeyDep) -> JSON:
         _environment(body.get("environment")),
         action,
         days,
-        _actor(request, key),
+        actor(request, key),
         time.time_ns() // 1000,
     )
     policy = await request.app.state.db.writer.write(op)
@@ -75,7 +70,7 @@ def list_(request: Request, key: ApiKeyDep) -> JSON:
 
 @router.delete("/api/retention", summary="Remove a retention policy")
 async def remove(request: Request, key: ApiKeyDep, environment: str | None = None) -> JSON:
-    op = RemovePolicy(key.project_id, _environment(environment), _actor(request, key), time.time_ns() // 1000)
+    op = RemovePolicy(key.project_id, _environment(environment), actor(request, key), time.time_ns() // 1000)
     await request.app.state.db.writer.write(op)
     return JSON({"removed": True})
 
@@ -88,6 +83,6 @@ async def erase(user_id: str, request: Request, key: ApiKeyDep, anonymise: bool 
     if not user_id or len(user_id) > 200 or "\x00" in user_id:
         raise InvalidInput("userId: 1 to 200 characters", field="userId")
     counts = await erase_user(
-        request.app.state.db, key.project_id, user_id, _actor(request, key), anonymise=anonymise
+        request.app.state.db, key.project_id, user_id, actor(request, key), anonymise=anonymise
     )
     return JSON(counts)

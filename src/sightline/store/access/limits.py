@@ -27,6 +27,7 @@ __all__ = [
     "DAY_US",
     "LIMIT_FIELDS",
     "MINUTE_US",
+    "LimitField",
     "KeySpend",
     "Limits",
     "PruneUsage",
@@ -41,16 +42,25 @@ __all__ = [
 
 MINUTE_US, DAY_US = 60_000_000, 86_400_000_000
 
-# wire name -> column
+
+@dataclass(frozen=True, slots=True)
+class LimitField:
+    """One kind of limit: its column, whether it counts (requests, tokens: a whole number) or is an
+    amount in USD, and whether one API key may have its own (else it is the project's only)."""
+
+    column: str
+    whole: bool
+    per_key: bool
+
+
+# by wire name
 LIMIT_FIELDS = {
-    "requestsPerMinute": "requests_per_minute",
-    "tokensPerMinute": "tokens_per_minute",
-    "costPerDay": "cost_per_day",
-    "costPerMonth": "cost_per_month",
-    "userRequestsPerMinute": "user_requests_per_minute",
+    "requestsPerMinute": LimitField("requests_per_minute", whole=True, per_key=True),
+    "tokensPerMinute": LimitField("tokens_per_minute", whole=True, per_key=False),
+    "costPerDay": LimitField("cost_per_day", whole=False, per_key=True),
+    "costPerMonth": LimitField("cost_per_month", whole=False, per_key=True),
+    "userRequestsPerMinute": LimitField("user_requests_per_minute", whole=True, per_key=False),
 }
-_WHOLE = {"requestsPerMinute", "tokensPerMinute", "userRequestsPerMinute"}
-_PROJECT_ONLY = {"tokensPerMinute", "userRequestsPerMinute"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,7 @@ class Limits:
 
     def wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"keyId": self.key_id or None}
-        out.update({name: getattr(self, column) for name, column in LIMIT_FIELDS.items()})
+        out.update({name: getattr(self, field.column) for name, field in LIMIT_FIELDS.items()})
         return out
 
 
@@ -73,25 +83,26 @@ def check_limits(values: dict[str, Any], key_id: int) -> dict[str, Any]:
     """The columns of ``values`` (wire names; ``None`` removes a limit), checked."""
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name not in LIMIT_FIELDS:
+        field = LIMIT_FIELDS.get(name)
+        if field is None:
             raise InvalidInput(f"{name}: unknown limit", field=name)
-        if key_id and name in _PROJECT_ONLY:
+        if key_id and not field.per_key:
             raise InvalidInput(
                 f"{name}: tokens and per-user limits are the project's (leave out keyId)", field=name
             )
         if value is not None:
-            kinds = (int,) if name in _WHOLE else (int, float)
+            kinds = (int,) if field.whole else (int, float)
             if (
                 isinstance(value, bool)
                 or not isinstance(value, kinds)
                 or not math.isfinite(value)
                 or value <= 0
             ):
-                kind = "a whole number" if name in _WHOLE else "an amount in USD"
+                kind = "a whole number" if field.whole else "an amount in USD"
                 raise InvalidInput(f"{name}: {kind} above zero (null removes it)", field=name)
             if value > 10**12:
                 raise InvalidInput(f"{name}: too large", field=name)
-        out[LIMIT_FIELDS[name]] = value
+        out[field.column] = value
     return out
 
 

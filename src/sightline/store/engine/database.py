@@ -6,9 +6,11 @@ package (``connection.py``, ``dialect.py``), never above it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
@@ -19,6 +21,8 @@ from .writer import QueuedWriter, Writer
 from .writer_process import ProcessWriter
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
 
 
 class Database:
@@ -66,6 +70,16 @@ class Database:
         and QueryTimeout (503) raised."""
         with self.engine.connect() as conn, budget(conn, self.query_timeout):
             yield conn
+
+    async def read_in_thread(self, query: Callable[[Connection], T]) -> T:
+        """``query(conn)`` on a read connection (with its time budget) in a worker thread: the event
+        loop goes on answering ingest and the gateway while the database works."""
+
+        def run() -> T:
+            with self.read() as conn:
+                return query(conn)
+
+        return await asyncio.to_thread(run)
 
     @contextmanager
     def stream(self) -> Iterator[tuple[Connection, Budget]]:
