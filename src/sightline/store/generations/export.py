@@ -18,7 +18,8 @@ from sqlalchemy import Text, cast, func, select
 from ...errors import InvalidInput
 from .. import tables as t
 from ..engine.database import Database
-from ..mongo.filter import check_known, compile_filter
+from ..mongo.fields import check_known
+from ..mongo.filter import compile_filter
 from .queries import Context, context
 
 __all__ = ["DEFAULT_CSV_FIELDS", "chat_example", "count", "csv_cell", "export", "pick"]

@@ -1,7 +1,7 @@
 """The one query compiler: MongoDB-style filters, sorts and aggregation pipelines, run in the database.
 
-``filter`` compiles field paths, filters and sorts; ``aggregate`` compiles pipelines; ``query`` is what
-the API, export, the dashboard and evaluators call.
+``fields`` resolves field paths, ``filter`` compiles filters and sorts, ``aggregate`` compiles
+pipelines; ``query`` is what the API, export, the dashboard and evaluators call.
 """
 
 from .query import (

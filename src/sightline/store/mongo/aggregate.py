@@ -36,18 +36,8 @@ from sqlalchemy import (
 from ...errors import InvalidInput
 from .. import tables as t
 from ..generations.records import iso
-from .filter import (
-    ColumnField,
-    Field,
-    JsonField,
-    Kind,
-    check_no_nul,
-    check_path,
-    compile_where,
-    doc_field,
-    fits,
-    order_by,
-)
+from .fields import ColumnField, Field, JsonField, Kind, check_path, doc_field, fits
+from .filter import check_no_nul, compile_where, order_by
 
 __all__ = ["CompiledAggregate", "aggregate", "compile_aggregate"]
 

@@ -1,7 +1,7 @@
 """MongoDB-style queries over generations: ``find`` and ``aggregate``, run in the database.
 
-The compilers live in ``mongo.filter`` (field paths, filters, sorts) and ``mongo.aggregate``
-(pipelines); this module is what the HTTP layer calls::
+The compilers live in ``mongo.fields`` (field paths), ``mongo.filter`` (filters, sorts) and
+``mongo.aggregate`` (pipelines); this module is what the HTTP layer calls::
 
     find(conn, project_id, {"usage.totalTokens": {"$gt": 1000}}, sort={"timestamp": -1}, limit=50)
     aggregate(conn, project_id, [{"$group": {"_id": "$model.id", "n": {"$sum": 1}}}])
@@ -21,7 +21,8 @@ from sqlalchemy import Connection, RowMapping, select
 from ...errors import InvalidInput
 from .. import tables as t
 from .aggregate import CompiledAggregate, aggregate, compile_aggregate
-from .filter import Field, compile_filter, compile_where, doc_field, order_by
+from .fields import Field, doc_field
+from .filter import compile_filter, compile_where, order_by
 
 __all__ = [
     "DEFAULT_LIMIT",
