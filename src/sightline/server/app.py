@@ -29,6 +29,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics
 from .routers import (
     aieye,
+    apidocs,
     datasets,
     evaluators,
     experiments,
@@ -113,6 +114,8 @@ def create_app(
         version=__version__,
         description="Self-hosted observability for applications that call large language models.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are routers.apidocs: their scripts served from here, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -148,6 +151,7 @@ def create_app(
     for module in (libretto, gentrace, otel):  # other tools' wire formats (sightline.compat translates)
         app.include_router(module.router)
     install_dashboard(app)
+    app.include_router(apidocs.router)
     app.include_router(aieye.router)
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
