@@ -66,6 +66,10 @@ def _worker(conn: multiprocessing.connection.Connection) -> None:
         conn.send_bytes(data)
 
 
+class _Gone(Exception):
+    """The worker had died before a call was sent to it: the call may go to a new one."""
+
+
 class _Worker:
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -73,6 +77,7 @@ class _Worker:
         self.process = context.Process(target=_worker, args=(child,), name="sightline-functions", daemon=True)
         self.process.start()
         child.close()
+        self.dead = False
         # A fresh interpreter imports for a while (longer on a busy machine): wait for it apart from
         # the deadline of the call it is started for.
         if not self.conn.poll(STARTUP_TIMEOUT) or self.conn.recv_bytes() != b"ready":
@@ -81,12 +86,17 @@ class _Worker:
 
     def ask(self, request: bytes, timeout: float) -> Any:
         """Send ``request`` and wait at most ``timeout`` seconds (in a thread: this blocks)."""
-        self.conn.send_bytes(request)
+        try:
+            self.conn.send_bytes(request)
+        except OSError:  # it died since its last call (BrokenPipeError): nothing was asked of it
+            self.dead = True
+            raise _Gone from None
         if not self.conn.poll(timeout):
             raise FunctionTimeout(f"did not return within {timeout:g} s")
         try:
             status, value = json.loads(self.conn.recv_bytes())
         except (EOFError, OSError):
+            self.dead = True  # its process may not be reaped yet: never hand it another call
             raise FunctionFailed("its worker process died (it crashed or exited)") from None
         if status != "ok":
             raise FunctionFailed(value)
@@ -112,26 +122,31 @@ class Sandbox:
         if self._free is None:
             self._free = asyncio.Semaphore(self._size)
         async with self._free:
-            worker = self._idle.pop() if self._idle else None
-            if worker is None or not worker.process.is_alive():
-                if worker is not None:
-                    worker.kill()
-                worker = await asyncio.to_thread(_Worker)
-            healthy = False
-            try:
-                value = await asyncio.to_thread(worker.ask, request, timeout)
-                healthy = True
-                return value
-            except FunctionTimeout:
-                raise
-            except FunctionFailed:
-                healthy = worker.process.is_alive()
-                raise
-            finally:
-                if healthy:
-                    self._idle.append(worker)
-                else:
-                    worker.kill()
+            for attempt in (1, 2):
+                worker = self._idle.pop() if self._idle else None
+                if worker is None or not worker.process.is_alive():
+                    if worker is not None:
+                        worker.kill()
+                    worker = await asyncio.to_thread(_Worker)
+                healthy = False
+                try:
+                    value = await asyncio.to_thread(worker.ask, request, timeout)
+                    healthy = True
+                    return value
+                except _Gone:
+                    if attempt == 2:
+                        raise FunctionFailed("its worker process died before the call") from None
+                except FunctionTimeout:
+                    raise  # killed below: it may be running still
+                except FunctionFailed:
+                    healthy = worker.process.is_alive() and not worker.dead
+                    raise
+                finally:
+                    if healthy:
+                        self._idle.append(worker)
+                    else:
+                        worker.kill()
+            raise AssertionError("unreachable")
 
     async def call(
         self, file: str, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float
