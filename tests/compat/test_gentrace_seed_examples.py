@@ -157,7 +157,10 @@ def check_start_metadata(left: dict[str, Any], raised: BaseException | None, ser
 
 def check_step_metadata(left: dict[str, Any], raised: BaseException | None, server: ServerProcess) -> None:
     check_start_metadata(left, raised, server)  # step metadata lands on the run just the same
-    assert _run_of(left, server)["status"] == "ok"  # and this one was submitted
+    run = _run_of(left, server)  # submitted; its one call streams, and the example never reads the stream:
+    # that call is recorded as an incomplete stream (an error), and a run shows its steps' failures.
+    (gen,) = _generations(server, run)
+    assert gen["error"]["type"] == "incomplete_stream" and run["status"] == "error"
 
 
 def check_both_metadata(left: dict[str, Any], raised: BaseException | None, server: ServerProcess) -> None:

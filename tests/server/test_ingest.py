@@ -469,6 +469,35 @@ async def test_a_template_holding_an_integer_past_64_bits_is_refused_alone(api: 
     assert second["status"] == 201
 
 
+async def test_a_run_whose_step_failed_has_failed(api: Api) -> None:
+    async def run_status(run_id: str) -> str:
+        return str((await api.http.get(f"/api/runs/{run_id}")).json()["status"])
+
+    def run(run_id: str, **body: Any) -> dict[str, Any]:
+        return {"type": "run", "body": {"id": run_id, **body}}
+
+    failed_call = generation(
+        runId="calls", stepIndex=1, metadata={}, status="error", error={"message": "boom"}
+    )
+    batch = [generation(runId="calls", stepIndex=0, metadata={}), failed_call]
+    r = await api.http.post("/api/ingest", json={"batch": [{"type": "generation", "body": g} for g in batch]})
+    assert r.status_code == 200 and all(x["status"] == 201 for x in r.json()["results"]), r.text
+    assert await run_status("calls") == "error"
+    # The run reports itself done and fine afterwards: one of its model calls failed, so it did not.
+    await api.http.post(
+        "/api/ingest", json={"batch": [run("calls", status="ok", endedAt="2026-11-20T10:00:05Z")]}
+    )
+    assert await run_status("calls") == "error"
+    # A step that is not a model call fails its run too; a run with no failed step keeps its own status.
+    step = {"name": "retrieve", "status": "error", "stepIndex": 0}
+    await api.http.post(
+        "/api/ingest", json={"batch": [run("steps", status="ok", steps=[step]), run("fine", status="ok")]}
+    )
+    assert (await run_status("steps"), await run_status("fine")) == ("error", "ok")
+    listed = (await api.http.get("/api/runs", params={"status": "error"})).json()["data"]
+    assert sorted(r["id"] for r in listed) == ["calls", "steps"]
+
+
 async def test_a_run_step_holding_an_integer_past_64_bits_is_stored(api: Api) -> None:
     # Found by schemathesis: the run's JSON could not be written (a 500); it is free-form content.
     run = {"id": "big-step", "steps": [{"name": "count", "outputs": {"n": 2**70}}]}

@@ -142,7 +142,7 @@ def _latest_feedback(
 
 # Positions in a generations row, named by the table's GenerationColumn and bound once here: looking a
 # member up on the enum costs ~0.3 µs, ten times the indexing itself.
-_ID, _TS, _USER, _RUN = (int(c) for c in (G.id, G.ts_us, G.user_id, G.run_id))
+_ID, _TS, _USER, _RUN, _STATUS = (int(c) for c in (G.id, G.ts_us, G.user_id, G.run_id, G.status))
 _FEEDBACK = (int(G.feedback_rating), int(G.feedback_score), int(G.feedback_thumbs))
 # What InsertGenerations holds per generation (lists that a merge joins).
 _PER_GENERATION = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
@@ -263,6 +263,10 @@ class InsertGenerations:
                         "ended_us": None,
                         "body": {"metadata": {}},
                     }
+                if row[_STATUS] == "error":  # a failed step fails its run
+                    run["body"]["failedSteps"] = run["body"].get("failedSteps", 0) + 1
+                    run["status"] = "error"
+                    changed[run_id] = run
                 meta = self.meta[i] or {}
                 run_meta = run["body"].setdefault("metadata", {})
                 custom = {k: v for k, v in meta.items() if run_meta.get(k) != v}
@@ -284,7 +288,7 @@ class InsertGenerations:
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
         insert_ignore(conn, t.prompt_versions, self.prompts, columns=t.PROMPT_COLUMNS)
         if changed:
-            upsert(conn, t.runs, list(changed.values()), update=["body"])
+            upsert(conn, t.runs, list(changed.values()), update=["body", "status"])
             for run in changed.values():
                 _propagate_run(conn, run)
         return created
@@ -319,6 +323,8 @@ def _merge_run(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
         if key in new["body"]:
             body[key] = new["body"][key]
     merged["body"] = body
+    if merged["status"] == "ok" and body.get("failedSteps"):
+        merged["status"] = "error"  # a model call of it failed: the run did, whatever it reports
     return merged
 
 

@@ -262,7 +262,8 @@ def run_row(run: Run, scope: Scope) -> dict[str, Any]:
         "environment": scope.environment,
         "pipeline_slug": run.pipeline_slug,
         "user_id": run.user_id,
-        "status": run.status,
+        # A step that failed fails its run (the model calls' failures are counted as they arrive).
+        "status": "error" if any(step.status == "error" for step in run.steps or ()) else run.status,
         "started_us": to_us(run.started_at),
         "ended_us": to_us(run.ended_at) if run.ended_at else None,
         "body": {k: body[k] for k in ("metadata", "steps", "error", "output") if k in body},
