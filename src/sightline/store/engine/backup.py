@@ -1,8 +1,8 @@
 """Backups, taken online (the server keeps running), in two formats:
 
 - **SQLite file** (``.db``): SQLite's own online backup API copies the database page by page into a
-  new file, a consistent snapshot however much is written meanwhile (a step at a time, so writers
-  wait only for one step). Fast and exact; restores into SQLite.
+  new file, from one read transaction held throughout: a consistent snapshot however much is written
+  meanwhile, and writers never wait for it (WAL). Fast and exact; restores into SQLite.
 - **JSON lines** (``.jsonl.gz``): one ``{"table", "row"}`` a line, the same on SQLite and PostgreSQL,
   read in one transaction (a consistent snapshot on PostgreSQL), with a last line counting the rows of
   each table. A backup of a SQLite database restores into PostgreSQL and back, so moving a team from
@@ -157,9 +157,14 @@ def _sqlite_path(engine: Engine) -> str:
 
 def sqlite_backup(engine: Engine, file: Path, progress: Progress | None = None, pages: int = 4096) -> int:
     """Copy the SQLite database to ``file`` with SQLite's online backup API; answers the pages copied."""
-    source = sqlite3.connect(_sqlite_path(engine), timeout=30)
+    source = sqlite3.connect(_sqlite_path(engine), timeout=30, isolation_level=None)
     target = sqlite3.connect(str(file))
     copied = 0
+    # One read transaction held for the whole copy: every step reads the same snapshot (WAL lets
+    # writers go on meanwhile). Without it, a write by another connection between two steps starts
+    # the copy over, and under steady ingest a large file's copy never ends.
+    source.execute("BEGIN")
+    source.execute("SELECT count(*) FROM sqlite_master").fetchall()
 
     def step(status: int, remaining: int, total: int) -> None:
         nonlocal copied
@@ -168,10 +173,11 @@ def sqlite_backup(engine: Engine, file: Path, progress: Progress | None = None, 
         copied = total - remaining
 
     try:
-        # A few thousand pages a step: writers wait at most for one step, never for the whole copy.
+        # A few thousand pages a step, for the progress bar.
         source.backup(target, pages=pages, progress=step)
     finally:
         target.close()
+        source.execute("COMMIT")
         source.close()
     return copied
 
