@@ -132,6 +132,20 @@ async def test_the_next_page_follows_the_cursor(api: Api) -> None:
     assert times == ["4", "3", "2", "1"]
 
 
+async def test_the_list_says_how_many_of_how_many_match_and_what_they_add_up_to(api: Api) -> None:
+    for minute in range(5):
+        user = "pat" if minute < 3 else "sam"
+        usage = {"promptTokens": 1000, "completionTokens": 100}
+        await send(api, timestamp=f"2026-11-01T00:0{minute}:00Z", metadata={"userId": user}, usage=usage)
+    http = await logged_in(api)
+    text = (await http.get("/generations?userId=pat&limit=2")).text
+    totals = re.search(r'aria-label="Totals">(.*?)</p>', text, re.S)
+    assert totals, "no totals above the list"
+    line = re.sub(r"<[^>]+>", "", totals.group(1))
+    # gpt-4o: 1,000 prompt and 100 completion tokens cost $0.0035 each; the page shows 2 of the 3
+    assert line.startswith("3 of 5 generations · $0.0105 · 3,300 tokens"), line
+
+
 def test_filters_from_the_address() -> None:
     now = 10 * 86_400_000_000
     f = parse_filters(

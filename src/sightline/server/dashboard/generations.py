@@ -19,6 +19,7 @@ from ...store.generations.analytics import distinct_models, list_feedback, promp
 from ...store.generations.ingest import AddFeedback
 from ...store.generations.queries import get_generation, list_rows
 from ...store.generations.records import Scope
+from ...store.generations.totals import count_generations, filter_totals
 from ..errors import validation_message
 from ..filters import GenerationFilter
 from .context import FormDep, View, ViewDep
@@ -136,13 +137,14 @@ def generations_page(request: Request, view: ViewDep) -> Response:
         filters = Filters(params=sent, meta=q.getlist("meta"), score=q.getlist("score"))
         error = exc.message
     rows: list[Any] = []
-    next_url = None
+    next_url, totals, of = None, None, 0
     if error is None:
         with request.app.state.db.read() as conn:
             try:
-                result = list_rows(
-                    conn, view.project_id, filters.filter.to_mongo(), filters.limit, filters.cursor
-                )
+                wanted = filters.filter.to_mongo()
+                result = list_rows(conn, view.project_id, wanted, filters.limit, filters.cursor)
+                totals = filter_totals(conn, view.project_id, wanted)
+                of = count_generations(conn, view.project_id, view.environment)
             except InvalidInput as exc:
                 error, result = exc.message, None
         if result is not None:
@@ -160,6 +162,8 @@ def generations_page(request: Request, view: ViewDep) -> Response:
         filters=filters,
         link_params=_link_params(view, filters),
         next_url=next_url,
+        totals=totals,
+        of=of,
         models=models,
         templates=templates,
         ranges=RANGES,

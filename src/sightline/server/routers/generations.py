@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput
 from ...store import mongo
 from ...store.generations.queries import get_generation, list_generations, to_wire
+from ...store.generations.totals import count_generations, filter_totals
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..filters import GenerationFilter
@@ -67,6 +68,28 @@ async def query(request: Request, key: ApiKeyDep) -> JSON:
             return to_wire(conn, key.project_id, rows)
 
     return JSON({"data": await run_in_threadpool(run)})
+
+
+@router.post("/api/generations/totals", summary="What the generations a filter matches add up to")
+async def totals(request: Request, key: ApiKeyDep) -> JSON:
+    """Body: ``{"filter": {...}}`` (MongoDB-style, as in query). Answers ``matched``, ``of`` (the
+    project's generations), ``cost`` (USD), ``tokens`` and ``latency`` ``{"p50", "p95"}`` in ms (cache
+    hits left out; within half a histogram bin)."""
+    body = await read_json(request)
+    unknown = set(body) - {"filter"}
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}; expected filter", field=sorted(unknown)[0])
+    flt = body.get("filter")
+    if flt is None:
+        flt = {}
+    if not isinstance(flt, dict):
+        raise InvalidInput("filter: expected an object", field="filter")
+
+    def run(conn: Any) -> dict[str, Any]:
+        found = filter_totals(conn, key.project_id, flt)
+        return {**found.wire(), "of": count_generations(conn, key.project_id)}
+
+    return JSON(await request.app.state.db.read_in_thread(run))
 
 
 @router.post("/api/generations/aggregate", summary="Aggregate generations with a MongoDB-style pipeline")

@@ -31,6 +31,7 @@ from .. import tables as t
 from .rollups import DAY_US, HOUR_US, bin_middle, latency_bin_sql
 
 __all__ = [
+    "quantile",
     "MINUTE_US",
     "CostRank",
     "LatencySummary",
@@ -220,7 +221,7 @@ class Percentiles:
     p95: float | None
 
 
-def _quantile(bins: Sequence[tuple[int, int]], total: int, q: float) -> float:
+def quantile(bins: Sequence[tuple[int, int]], total: int, q: float) -> float:
     """The ``q`` quantile from ``(bin, count)`` pairs sorted by bin."""
     rank, seen = q * total, 0
     for index, n in bins:
@@ -243,7 +244,7 @@ def _percentiles(bucket: int, bins: list[tuple[int, int]]) -> Percentiles:
     total = sum(n for _, n in bins)
     if not total:
         return Percentiles(bucket, 0, None, None)
-    return Percentiles(bucket, total, _quantile(bins, total, 0.5), _quantile(bins, total, 0.95))
+    return Percentiles(bucket, total, quantile(bins, total, 0.5), quantile(bins, total, 0.95))
 
 
 def latency_percentiles(
