@@ -146,6 +146,29 @@ async def test_the_list_says_how_many_of_how_many_match_and_what_they_add_up_to(
     assert line.startswith("3 of 5 generations · $0.0105 · 3,300 tokens"), line
 
 
+async def test_long_content_is_clipped_and_the_record_is_there_whole(api: Api) -> None:
+    long_prompt = "word " * 200_000  # a million characters
+    gen_id = await send(
+        api,
+        input={"type": "text", "content": [{"role": "user", "content": long_prompt}]},
+        output={"type": "text", "content": "short"},
+        usage={"promptTokens": 200_000, "completionTokens": 2},
+        performance={"latency": 30.0},
+        template={"name": "plain", "chat": [{"role": "user", "content": "hi"}]},
+    )
+    http = await logged_in(api)
+    html = (await http.get(f"/generations/{gen_id}")).text
+    assert "Show all 1,000,000 characters" in html
+    assert "Tokens / s" in html and "<h3>Template</h3>" not in html  # no parameters: no second copy
+    assert re.search(r"Tokens / s</span><span class=\"stat-value\">—", html)  # 2 tokens in 30 ms
+    raw = await http.get(f"/generations/{gen_id}/json")
+    assert raw.status_code == 200 and raw.json()["input"]["content"][0]["content"] == long_prompt
+    icon = await http.get("/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    download = await http.get(f"/generations/{gen_id}/json", params={"download": "true"})
+    assert download.headers["content-disposition"] == f'attachment; filename="{gen_id}.json"'
+
+
 def test_filters_from_the_address() -> None:
     now = 10 * 86_400_000_000
     f = parse_filters(

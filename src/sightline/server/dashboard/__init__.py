@@ -17,6 +17,7 @@ local times). Chart and highlighting libraries come from npm at install time (``
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from . import admin, analytics, auth, evals, generations, operations, pipelines, prompts, runs
@@ -28,6 +29,12 @@ __all__ = ["install", "router"]
 router = APIRouter(dependencies=[Depends(html_errors)], include_in_schema=False)
 for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin, operations):
     router.include_router(_module.router)
+
+
+@router.get("/favicon.ico")
+def favicon() -> RedirectResponse:
+    """Where browsers look for an icon by themselves (the API docs, a JSON view): the dashboard's."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 def install(app: FastAPI) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "tokens_per_second",
 ]
 
+_MEASURABLE_TOKENS, _MEASURABLE_MS = 5, 100.0
 _FENCE = re.compile(r"```([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
 
@@ -160,9 +161,9 @@ def tokens_per_second(gen: dict[str, Any]) -> float | None:
         return float(perf["tokensPerSecond"])
     completion, latency = usage.get("completionTokens") or 0, perf.get("latency") or 0
     generating = latency - (perf.get("timeToFirstToken") or 0)
-    if completion and generating > 0:
+    if completion >= _MEASURABLE_TOKENS and generating >= _MEASURABLE_MS:
         return float(completion) / (generating / 1000)
-    return None
+    return None  # too short to measure: a rate off a few tokens or milliseconds says nothing
 
 
 def feedback_summary(fb: dict[str, Any] | None) -> str:

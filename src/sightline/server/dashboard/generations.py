@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +25,7 @@ from ..errors import validation_message
 from ..filters import GenerationFilter
 from .context import FormDep, View, ViewDep
 from .formatting import detail, feedback_summary, row
-from .render import page, redirect, url_with
+from .render import SECURITY_HEADERS, page, redirect, url_with
 from .session import load_session
 from .timerange import RANGES, input_value, now_us
 
@@ -173,6 +174,18 @@ def generations_page(request: Request, view: ViewDep) -> Response:
 
 def _link_params(view: View, filters: Filters) -> dict[str, str]:
     return {**view.scope, **filters.params}
+
+
+@router.get("/generations/{generation_id}/json", include_in_schema=False)
+def generation_json(generation_id: str, request: Request, view: ViewDep, download: bool = False) -> Response:
+    """The whole record as JSON (as ``GET /api/generations/{id}`` answers it), to read or to download."""
+    with request.app.state.db.read() as conn:
+        gen = get_generation(conn, view.project_id, generation_id)
+    headers = {**SECURITY_HEADERS, "Content-Type": "application/json"}
+    if download:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", generation_id)[:100] or "generation"
+        headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
+    return Response(orjson.dumps(gen, option=orjson.OPT_INDENT_2), headers=headers)
 
 
 @router.get("/generations/{generation_id}", include_in_schema=False)
