@@ -173,7 +173,7 @@ def upstream() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def test_one_template_recorded_through_the_sdk_and_the_gateway_is_one_version(
+def test_versions_come_from_templates_never_from_rendered_messages(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'server.db'}"
@@ -201,6 +201,15 @@ def test_one_template_recorded_through_the_sdk_and_the_gateway_is_one_version(
         try:
             config = sightline.SightlineConfig(api_key=key, server_url=url)
             sdk = sightline.Client(api_key="sk-upstream", base_url=upstream.base_url, sightline=config)
+            for sport in ("soccer", "golf"):  # one template, two renderings: one version
+                sdk.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[],
+                    sightline=sightline.CallParams(
+                        prompt_template_name="emoji", template_chat=EMOJI, template_params={"sport": sport}
+                    ),
+                )
+            # A name given to plain messages names the prompt only: no version from their content.
             sdk.chat.completions.create(
                 model="gpt-4o-mini",
                 messages=messages,  # type: ignore[arg-type]
@@ -222,16 +231,17 @@ def test_one_template_recorded_through_the_sdk_and_the_gateway_is_one_version(
                 params={"template.name": "emoji"},
                 headers={"Authorization": f"Bearer {key}"},
             ).json()["data"]
-            if len(found) == 2:
+            if len(found) == 4:
                 break
             time.sleep(0.02)
-        assert len(found) == 2, found
-        assert {g["template"]["version"] for g in found} == {template_version(messages, None)}
+        assert len(found) == 4, found
+        versions = sorted(str(g["template"].get("version")) for g in found)
+        assert versions == sorted([template_version(EMOJI, None)] * 2 + ["None"] * 2)
         engine = create_engine(database_url)
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version FROM prompt_versions WHERE name = 'emoji'")).all()
         engine.dispose()
-        assert [v for (v,) in versions] == [template_version(messages, None)]
+        assert [v for (v,) in versions] == [template_version(EMOJI, None)]
     finally:
         stop_server(process)
 

@@ -360,12 +360,11 @@ def _render(kind: str, kwargs: dict[str, Any], params: CallParams | None) -> Tem
 def _named(
     kind: str, kwargs: dict[str, Any], template: TemplateInfo | None, name: str
 ) -> TemplateInfo | None:
+    # A name given to plain messages names the prompt and nothing more: its versions come from
+    # templates, never from rendered content (one named prompt with a question in it showed a
+    # "version" per question).
     if template is not None:
         return replace(template, name=name)
-    if kind == CHAT and isinstance(kwargs.get("messages"), list):
-        return TemplateInfo(name, chat=list(kwargs["messages"]), params={})
-    if kind == COMPLETION and isinstance(kwargs.get("prompt"), str):
-        return TemplateInfo(name, text=kwargs["prompt"], params={})
     return TemplateInfo(name)
 
 

@@ -52,10 +52,9 @@ def _template(call: Call) -> dict[str, Any] | None:
     if t is None:
         return None
     chat = plain(t.chat) if t.chat is not None else None
-    template: dict[str, Any] = {
-        "name": t.name or template_name(chat, t.text),
-        "version": template_version(chat, t.text),
-    }
+    template: dict[str, Any] = {"name": t.name or template_name(chat, t.text)}
+    if chat is not None or t.text is not None:  # a name alone has no content to version
+        template["version"] = template_version(chat, t.text)
     if chat is not None:
         template["chat"] = chat
     if t.text is not None:

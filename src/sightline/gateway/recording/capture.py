@@ -52,12 +52,9 @@ def _template(call: Call) -> dict[str, Any] | None:
     name = call.context.template_name
     if name is None:
         return None
-    template: dict[str, Any] = {"name": name}
-    if call.kind == "chat" and isinstance(call.body.get("messages"), list):
-        template["chat"] = call.body["messages"]
-    elif call.kind == "completion" and isinstance(call.body.get("prompt"), str):
-        template["text"] = call.body["prompt"]
-    return template
+    # A name alone names the prompt: the messages sent are rendered content, not a template, and
+    # versions come from templates only (X-Sightline-Template, the SDK's, managed prompts).
+    return {"name": name}
 
 
 def generation_body(call: Call) -> dict[str, Any]:
