@@ -172,6 +172,8 @@ class Limiter:
             return (want, 0) if self._fail_open else (0, cap)
 
     async def _budgets(self, limits: Limits, now_us: int) -> None:
+        if not (limits.tokens_per_minute or limits.cost_per_day or limits.cost_per_month):
+            return  # requests per minute only: nothing spent to read
         at = Periods.at(now_us)
         checks = (
             ("tokens", limits.tokens_per_minute, at.minute, at.minute + MINUTE_US, "tokens per minute"),
