@@ -35,7 +35,9 @@ def _key_id(server: GatewayServer, secret: str) -> int:
 
 
 def _limits(server: GatewayServer, key: str, **body: Any) -> httpx.Response:
-    return httpx.put(f"{server.url}/api/limits", json=body, headers={"Authorization": f"Bearer {key}"})
+    return httpx.put(
+        f"{server.url}/api/limits", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
 
 
 def _ask(server: GatewayServer, key: str) -> int:
