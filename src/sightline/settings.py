@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .schema import MAX_METADATA_KEYS
@@ -111,6 +112,22 @@ class Settings(BaseSettings):
     )
     upstream_api_key: str | None = Field(default=None, description="Key for the upstream provider")
     upstream_timeout: float = Field(default=600.0, gt=0, description="Seconds to wait on the upstream")
+    upstream_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities the gateway trusts for providers and "
+        "proxies, instead of the system's",
+    )
+    upstream_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Most connections the gateway opens to one provider origin; more requests wait "
+        "their turn (up to 30 s)",
+    )
+    upstream_trust_env: bool = Field(
+        default=True,
+        description="Whether the gateway sends provider calls through the proxies named by "
+        "HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, except hosts in NO_PROXY",
+    )
     cache_ttl: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds a cached response lives")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted")
     max_ingest_items: int = Field(
@@ -188,6 +205,25 @@ class Settings(BaseSettings):
     query_timeout: float = Field(
         default=5.0, gt=0, le=3600, description="Seconds a read query may run before it is cancelled (503)"
     )
+
+    @field_validator("upstream_ca_bundle", mode="before")
+    @classmethod
+    def _ca_bundle(cls, value: object) -> object:
+        # Read now, so that a wrong path stops the server at start rather than failing every call.
+        if value is None or value == "":
+            return None
+        path = Path(str(value))
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError:
+            raise ValueError(
+                f"SIGHTLINE_UPSTREAM_CA_BUNDLE names {path}, which holds no PEM certificate"
+            ) from None
+        except OSError as exc:
+            raise ValueError(
+                f"SIGHTLINE_UPSTREAM_CA_BUNDLE names {path}, which cannot be read ({exc.strerror})"
+            ) from None
+        return path
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -83,7 +83,12 @@ class Gateway:
 
     def __init__(self, settings: Settings, db: Database, keys: KeyLookup | None = None) -> None:
         self.keys = keys or KeyLookup(db, settings.key_cache_seconds)
-        self.upstream = Upstream(settings.upstream_timeout)
+        self.upstream = Upstream(
+            settings.upstream_timeout,
+            ca_bundle=settings.upstream_ca_bundle,
+            max_connections=settings.upstream_max_connections,
+            trust_env=settings.upstream_trust_env,
+        )
         self.providers = ProviderDirectory(
             db, settings.secret_key, settings.upstream_url, settings.upstream_api_key
         )

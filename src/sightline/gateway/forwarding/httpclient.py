@@ -7,16 +7,26 @@ path: ``bench/bench_fast_paths.py --only http`` measures it against httpx, docs/
 figure, and ``tests/test_fast_paths.py`` checks both send and receive the same.) What it does, and
 all it does:
 
-* ``http`` and ``https`` (TLS with the system's CA store, SNI), keep-alive connections pooled per
-  origin, idle ones closed after ``idle_seconds``;
+* ``http`` and ``https`` (TLS with the system's CA store or the given context, SNI), keep-alive
+  connections pooled per origin, idle ones closed after ``idle_seconds``;
+* at most ``max_connections`` open per origin: a request that finds none idle and the origin at its
+  cap waits its turn (first come, first served) for one to be released or closed, up to
+  ``connect_timeout`` (then :class:`PoolTimeout`);
 * bodies with ``Content-Length``, chunked, or read until the server closes; read whole or streamed,
   with back-pressure (reading pauses while the caller is behind);
 * ``read_timeout``: the longest silence allowed from the server (waiting for the answer or for the
   next chunk of it); a request sent on a kept-alive connection that the server had already closed
   is sent again once on a new one (nothing was answered, so nothing was done twice);
-* no redirects, no cookies, no proxies, no compression (it asks for ``identity``).
+* no redirects, no cookies, no proxies, no compression (it asks for ``identity``). An origin behind
+  a proxy is sent with httpx instead (:mod:`.proxied`), which answers with the same interface.
 
-Failures raise :class:`ConnectError`, :class:`ReadTimeout` or :class:`ProtocolError`.
+Failures raise::
+
+    HTTPError
+    ├── ConnectError        no connection (refused, unknown host, TLS failure, connect timeout)
+    │   └── PoolTimeout     the origin's every allowed connection stayed busy
+    ├── ReadTimeout         the server fell silent
+    └── ProtocolError       the connection broke, or what came back is not HTTP/1.1
 """
 
 from __future__ import annotations
@@ -24,16 +34,27 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectError", "HTTPClient", "HTTPError", "ProtocolError", "ReadTimeout", "Response"]
+__all__ = [
+    "SKIPPED_HEADERS",
+    "ConnectError",
+    "HTTPClient",
+    "HTTPError",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadTimeout",
+    "Response",
+]
 
 _PAUSE_AT = 1 << 20  # buffered body bytes at which reading pauses
-_SKIP = frozenset(
+# Request headers never passed on as given: the client sets them itself for the request it sends.
+SKIPPED_HEADERS = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "accept-encoding", "keep-alive"}
 )
 
@@ -44,6 +65,10 @@ class HTTPError(Exception):
 
 class ConnectError(HTTPError):
     """No connection could be made (refused, unknown host, TLS failure, connect timeout)."""
+
+
+class PoolTimeout(ConnectError):
+    """Every connection the origin may have stayed busy for the connect timeout."""
 
 
 class ReadTimeout(HTTPError):
@@ -164,6 +189,7 @@ class _Connection(asyncio.Protocol):
         self.delimited = False  # the body has a length or is chunked (else: until the server closes)
         self.timer: asyncio.TimerHandle | None = None
         self.paused = False
+        self.counted = False  # holds one of the pool's open slots (freed once, when it closes)
 
     # asyncio.Protocol
 
@@ -181,6 +207,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._stop_timer()
+        self.free()
         if self.response is not None and not self.response._done:
             if self.delimited:
                 self.response._finish(
@@ -285,15 +312,30 @@ class _Connection(asyncio.Protocol):
         self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
+        self.free()
+
+    def free(self) -> None:
+        """Give its slot back to the pool (the connection is closed or closing)."""
+        if self.counted:
+            self.counted = False
+            self.pool.closed()
 
 
 class _Pool:
-    """Idle kept-alive connections of one origin, newest on top."""
+    """The connections of one origin: the idle kept-alive ones (newest on top), how many are open,
+    and the requests waiting for one while ``max_open`` are.
 
-    def __init__(self, limit: int, idle_seconds: float) -> None:
+    A waiter is handed either a released connection or, when one closes, its slot (``None``: it
+    connects on it), so the count never goes above ``max_open`` and the waiters are served in turn.
+    """
+
+    def __init__(self, limit: int, idle_seconds: float, max_open: int) -> None:
         self.idle: list[_Connection] = []
         self.limit = limit
         self.idle_seconds = idle_seconds
+        self.max_open = max_open
+        self.open = 0  # connections counted against max_open: connecting, answering or idle
+        self.waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
 
     def take(self) -> _Connection | None:
         now = time.monotonic()
@@ -310,22 +352,47 @@ class _Pool:
     def release(self, conn: _Connection) -> None:
         if conn.paused:
             conn.resume()
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():  # else it timed out or was cancelled
+                waiter.set_result(conn)
+                return
         if len(self.idle) >= self.limit:
             conn.abort()
             return
         conn.idle_since = time.monotonic()
         self.idle.append(conn)
 
+    def closed(self) -> None:
+        """A counted connection closed, or a connection attempt failed: its slot is free."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to the waiter: still counted
+                return
+        self.open -= 1
+
+    def hand_back(self, given: _Connection | None) -> None:
+        """What a waiter was handed but cannot use (it was cancelled meanwhile)."""
+        if given is None:
+            self.closed()
+        else:
+            self.release(given)
+
     def close(self) -> None:
         for conn in self.idle:
             conn.abort()
         self.idle.clear()
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectError("the HTTP client was closed"))
 
 
 class _Origin:
     __slots__ = ("host", "host_header", "pool", "port", "tls")
 
-    def __init__(self, url: str, limit: int, idle_seconds: float) -> None:
+    def __init__(self, url: str, limit: int, idle_seconds: float, max_open: int) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"not an http(s) URL: {url}")
@@ -335,7 +402,7 @@ class _Origin:
         default = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if default else f"{host}:{self.port}"
-        self.pool = _Pool(limit, idle_seconds)
+        self.pool = _Pool(limit, idle_seconds, max_open)
 
 
 class HTTPClient:
@@ -348,12 +415,15 @@ class HTTPClient:
         connect_timeout: float = 30.0,
         idle_seconds: float = 30.0,
         keep_per_origin: int = 1024,
+        max_connections: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
         self.keep_per_origin = keep_per_origin
+        # None: no cap (compared all the same: one int comparison when a connection is opened)
+        self.max_connections = sys.maxsize if max_connections is None else max_connections
         self._ssl = ssl_context
         self._origins: dict[str, _Origin] = {}
 
@@ -363,16 +433,64 @@ class HTTPClient:
         key = f"{scheme}://{authority}"
         origin = self._origins.get(key)
         if origin is None:
-            origin = self._origins[key] = _Origin(key, self.keep_per_origin, self.idle_seconds)
+            origin = self._origins[key] = _Origin(
+                key, self.keep_per_origin, self.idle_seconds, self.max_connections
+            )
         return origin, slash + target if slash else "/"
 
-    async def _connect(self, origin: _Origin) -> _Connection:
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of ``https`` origins (the system's CA store unless one was given)."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    async def _connection(self, origin: _Origin) -> _Connection:
+        """An idle connection of the origin, else a new one, else (at its cap) one in turn."""
+        pool = origin.pool
+        while True:
+            conn = pool.take()
+            if conn is not None:
+                return conn
+            if pool.open < pool.max_open:
+                pool.open += 1
+                return await self._connect(origin)
+            given = await self._wait(origin)
+            if given is None:
+                return await self._connect(origin)  # on the slot passed on
+            if not given.closed:
+                return given
+            # The server closed it before our turn came (its slot went on as it closed): again.
+
+    async def _wait(self, origin: _Origin) -> _Connection | None:
+        """Wait for a released connection or a freed slot (``None``), up to the connect timeout."""
+        pool = origin.pool
         loop = asyncio.get_running_loop()
-        context: ssl.SSLContext | None = None
-        if origin.tls:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        pool.waiters.append(waiter)
+
+        def expire() -> None:
+            if not waiter.done():
+                waiter.set_exception(
+                    PoolTimeout(
+                        f"all {pool.max_open} connections to {origin.host_header} stayed busy "
+                        f"for {self.connect_timeout:g} s"
+                    )
+                )
+
+        timer = loop.call_later(self.connect_timeout, expire)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                pool.hand_back(waiter.result())
+            raise
+        finally:
+            timer.cancel()
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        """A new connection on a slot already counted in ``origin.pool.open`` (given back on failure)."""
+        loop = asyncio.get_running_loop()
+        context = self.ssl_context() if origin.tls else None
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
@@ -384,12 +502,18 @@ class HTTPClient:
                 ),
                 self.connect_timeout,
             )
-        except TimeoutError:
-            raise ConnectError(
-                f"no connection to {origin.host_header} within {self.connect_timeout:g} s"
-            ) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {origin.host_header}: {exc.strerror or exc}") from None
+        except BaseException as exc:  # including cancellation: the slot was never used
+            origin.pool.closed()
+            if isinstance(exc, TimeoutError):
+                raise ConnectError(
+                    f"no connection to {origin.host_header} within {self.connect_timeout:g} s"
+                ) from None
+            if isinstance(exc, OSError):  # ssl.SSLError is one
+                raise ConnectError(f"cannot connect to {origin.host_header}: {exc.strerror or exc}") from None
+            raise
+        conn.counted = True
+        if conn.closed:  # lost before it was counted
+            conn.free()
         return conn
 
     def _head(
@@ -397,7 +521,7 @@ class HTTPClient:
     ) -> bytes:
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         for name, value in headers.items():
-            if name.lower() in _SKIP:
+            if name.lower() in SKIPPED_HEADERS:
                 continue
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
                 raise ProtocolError(f"header {name!r} holds a line break")
@@ -416,7 +540,7 @@ class HTTPClient:
         length = len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None)
         head = self._head(method, target, origin, headers, length)
         for attempt in (1, 2):
-            conn = origin.pool.take() or await self._connect(origin)
+            conn = await self._connection(origin)
             try:
                 return await conn.send(head, body, method == "HEAD")
             except _Stale:

@@ -1,5 +1,10 @@
 """Talking to the model provider: one pooled HTTP client per server process (see :mod:`.httpclient`).
 
+Each provider origin is sent with the gateway's own client, or with httpx when the proxy variables
+send it through a proxy (see :mod:`.proxied`; decided once per origin). Both trust the same CAs
+(``upstream_ca_bundle``, else the system's, which OpenSSL lets ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+replace) and open at most ``max_connections`` per origin.
+
 Failures are mapped once, here: the provider cannot be reached or breaks off →
 :class:`UpstreamError` (502); it stays silent for ``timeout`` seconds → :class:`UpstreamTimeout` (504).
 """
@@ -7,11 +12,14 @@ Failures are mapped once, here: the provider cannot be reached or breaks off →
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ...errors import UpstreamError, UpstreamTimeout
-from .httpclient import ConnectError, HTTPClient, HTTPError, ReadTimeout, Response
+from .httpclient import ConnectError, HTTPClient, HTTPError, PoolTimeout, ReadTimeout, Response
+from .proxied import ProxiedClient, ProxiedResponse, environment_proxies, proxy_for
 
 __all__ = ["Target", "Upstream", "UpstreamResponse"]
 
@@ -53,7 +61,7 @@ class UpstreamResponse:
 
     __slots__ = ("_response", "content_type", "headers", "request_id", "status")
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response | ProxiedResponse) -> None:
         self._response = response
         self.status = response.status
         self.headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
@@ -87,20 +95,69 @@ class UpstreamResponse:
 
 
 class Upstream:
-    """The HTTP client shared by every request of this process."""
+    """The HTTP clients shared by every request of this process.
 
-    def __init__(self, timeout: float) -> None:
+    ``ca_bundle``: a PEM file of the CAs to trust instead of the system's; ``max_connections``: most
+    connections open to one origin at once; ``trust_env``: whether the proxy variables are honoured.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        ca_bundle: Path | None = None,
+        max_connections: int | None = None,
+        trust_env: bool = True,
+    ) -> None:
         self._timeout = timeout
-        self._client = HTTPClient(read_timeout=timeout, connect_timeout=min(timeout, 30.0))
+        self._connect_timeout = min(timeout, 30.0)
+        self._max_connections = max_connections
+        context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle is not None else None
+        self._client = HTTPClient(
+            read_timeout=timeout,
+            connect_timeout=self._connect_timeout,
+            max_connections=max_connections,
+            ssl_context=context,
+        )
+        proxies = environment_proxies() if trust_env else {}
+        # Empty unless some proxy is named (NO_PROXY alone changes nothing): the fast path then skips routing.
+        self._proxies = proxies if proxies.keys() - {"no"} else {}
+        # By origin, once the proxies are known: the direct client or the one through its proxy.
+        self._routes: dict[str, HTTPClient | ProxiedClient] = {}
+
+    def _route(self, url: str) -> HTTPClient | ProxiedClient:
+        scheme, _, rest = url.partition("://")
+        origin = f"{scheme}://{rest.partition('/')[0]}"
+        client = self._routes.get(origin)
+        if client is None:
+            proxy = proxy_for(origin, self._proxies)
+            if proxy is None:
+                client = self._client
+            else:
+                client = ProxiedClient(
+                    origin,
+                    proxy,
+                    read_timeout=self._timeout,
+                    connect_timeout=self._connect_timeout,
+                    max_connections=self._max_connections,
+                    ssl_context=self._client.ssl_context(),
+                )
+                log.info("calls to %s go through the proxy %s", origin, client.proxy)
+            self._routes[origin] = client
+        return client
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> UpstreamResponse:
         """Send a request; answers once the status and headers are in."""
+        client = self._route(url) if self._proxies else self._client
         try:
-            return UpstreamResponse(await self._client.request(method, url, headers, body))
+            return UpstreamResponse(await client.request(method, url, headers, body))
         except ReadTimeout:
             raise UpstreamTimeout(f"the upstream did not answer within {self._timeout:g} s") from None
+        except PoolTimeout as exc:
+            log.warning("upstream connections all busy (SIGHTLINE_UPSTREAM_MAX_CONNECTIONS): %s", exc)
+            raise UpstreamError(f"the upstream cannot be reached ({exc})") from None
         except ConnectError as exc:
             log.warning("upstream unreachable: %s", exc)
             raise UpstreamError(f"the upstream cannot be reached ({exc})") from None
@@ -108,4 +165,8 @@ class Upstream:
             raise UpstreamError(f"the upstream failed to answer: {exc}") from None
 
     async def aclose(self) -> None:
+        proxied = {client for client in self._routes.values() if client is not self._client}
+        self._routes.clear()
+        for client in proxied:
+            await client.aclose()
         await self._client.aclose()
