@@ -8,6 +8,7 @@ server_url               SIGHTLINE_SERVER_URL            http://127.0.0.1:8000
 prompt_template_name     SIGHTLINE_PROMPT_TEMPLATE_NAME  none
 allow_unnamed_prompts    SIGHTLINE_ALLOW_UNNAMED_PROMPTS true
 redact_pii               SIGHTLINE_REDACT_PII            false
+spool_dir                SIGHTLINE_SPOOL_DIR             none: what cannot be sent at exit is lost
 =======================  ==============================  ==========================================
 
 The remaining fields tune the background exporter and have no environment variable. Clients whose
@@ -57,10 +58,13 @@ class Destination:
     exit_timeout: float = 5.0
     compress: bool | None = None
     """gzip request bodies: None decides by the server's address (not when it is on this machine)."""
+    spool_dir: str | None = None
+    """Folder keeping what could not be sent (an absolute path), or None: no spool."""
+    spool_max_bytes: int = 100_000_000
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Every record looks its exporter up by destination: hash the twelve fields once, not each time.
+        # Every record looks its exporter up by destination: hash the fourteen fields once, not each time.
         values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
         object.__setattr__(self, "_hash", hash(values))
 
@@ -102,6 +106,12 @@ class SightlineConfig:
     is fetched again (in the background; the cached one is served meanwhile, and while the server is down)."""
     prompt_fetch_timeout: float = 5.0
     """Seconds the first fetch of a prompt (nothing cached yet) may wait for the server."""
+    spool_dir: str | os.PathLike[str] | None = None
+    """Folder where records that could not be delivered are kept, to be sent by the next process that
+    records to the same server with the same key (and by this one, once the server answers again). None
+    (default): what is not delivered before the exit deadline, or within ``max_retry_seconds``, is lost."""
+    spool_max_bytes: int = 100_000_000
+    """Size the spool folder may reach; past it the oldest spooled records are dropped (and counted)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -115,7 +125,7 @@ class SightlineConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"SightlineConfig.{name} must be a number >= 0, got {value!r}")
-        for name in ("max_batch_items", "max_batch_bytes", "max_queue_size"):
+        for name in ("max_batch_items", "max_batch_bytes", "max_queue_size", "spool_max_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SightlineConfig.{name} must be an integer >= 1, got {value!r}")
@@ -129,6 +139,7 @@ class SightlineConfig:
     def resolved(self) -> SightlineConfig:
         """This configuration with every unset field taken from the environment or its default."""
         server_url = self.server_url or os.environ.get("SIGHTLINE_SERVER_URL") or DEFAULT_SERVER_URL
+        spool_dir = self.spool_dir or os.environ.get("SIGHTLINE_SPOOL_DIR") or None
         return replace(
             self,
             api_key=self.api_key or os.environ.get("SIGHTLINE_API_KEY") or None,
@@ -140,6 +151,8 @@ class SightlineConfig:
                 "SIGHTLINE_ALLOW_UNNAMED_PROMPTS", self.allow_unnamed_prompts, True
             ),
             redact_pii=_env_bool("SIGHTLINE_REDACT_PII", self.redact_pii, False),
+            # Absolute: a later os.chdir() must not move the spool.
+            spool_dir=os.path.abspath(os.path.expanduser(spool_dir)) if spool_dir else None,
         )
 
     @property
@@ -164,4 +177,6 @@ class SightlineConfig:
             max_queue_size=self.max_queue_size,
             exit_timeout=self.exit_timeout,
             compress=self.compress,
+            spool_dir=os.fspath(self.spool_dir) if self.spool_dir else None,
+            spool_max_bytes=self.spool_max_bytes,
         )

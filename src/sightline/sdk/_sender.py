@@ -8,9 +8,10 @@ one, compressing costs CPU and saves no time) and the body is over 1 KiB. Level 
 of level 5's CPU for bodies a quarter larger (``bench/bench_sdk.py`` prints both).
 
 Network errors, 5xx and 429 are retried with exponential backoff and jitter (honouring
-``Retry-After``) until the destination's ``max_retry_seconds`` run out; any other 4xx is final. The
-server answers each item of a batch on its own, so items it refused are counted as rejected while
-the rest of the batch is delivered.
+``Retry-After``) until the destination's ``max_retry_seconds`` run out (or the exporter closes); any
+other 4xx is final. The server answers each item of a batch on its own, so items it refused are
+counted as rejected while the rest of the batch is delivered. What is given up on is counted as
+failed, or handed to the ``give_up`` callback when there is one (the spool keeps it).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from sightline import __version__
 from sightline.sdk._config import Destination
 from sightline.sdk._guard import Throttle, logger
 
-__all__ = ["Counters", "Sender", "compresses", "dumps", "dumps_batch", "stdlib_dumps"]
+__all__ = ["FEEDBACK_KEY", "Counters", "Sender", "compresses", "dumps", "dumps_batch", "stdlib_dumps"]
 
 _GZIP_OVER = 1024
 _GZIP_LEVEL = 1
@@ -54,6 +55,8 @@ _ORJSON = (
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 10.0
 _RETRY_AFTER_CAP = 30.0
+FEEDBACK_KEY = "feedback_key"
+"""The type of an item given up on that goes to ``/api/feedback`` (its body), not to ``/api/ingest``."""
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Counters:
     retries: int = 0
     batches: int = 0
     internal_errors: int = 0
+    spooled: int = 0
 
 
 def dumps_batch(items: list[Any]) -> bytes:
@@ -145,9 +149,11 @@ class Sender:
         counters: Counters,
         wait: Callable[[float], bool],
         transport: httpx.BaseTransport | None = None,
+        give_up: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._counters = counters
         self._wait = wait
+        self._give_up = give_up
         self._given = transport
         self._transports: dict[str, httpx.BaseTransport] = {}
         self._throttle = Throttle()
@@ -241,13 +247,7 @@ class Sender:
                 attempt += 1
                 queue.append(batch)
             else:
-                self._counters.failed += len(batch)
-                self._note(
-                    "failed",
-                    "sightline: gave up on %d records for %s after retrying",
-                    len(batch),
-                    dest.server_url,
-                )
+                self._gave_up(dest, batch)
 
     def _results(self, dest: Destination, batch: list[Any], response: httpx.Response) -> list[Any]:
         """Count the per-item answers; return the items worth retrying."""
@@ -299,9 +299,21 @@ class Sender:
                 self._note("item", "sightline: the server refused feedback: %s", response.text[:500])
                 return
             if not self._backoff(attempt, response, deadline):
-                self._counters.failed += 1
+                if self._give_up is not None:
+                    self._give_up([{"type": FEEDBACK_KEY, "body": value}])
+                else:
+                    self._counters.failed += 1
                 return
             attempt += 1
+
+    def _gave_up(self, dest: Destination, items: list[Any]) -> None:
+        if self._give_up is not None:
+            self._give_up(items)
+            return
+        self._counters.failed += len(items)
+        self._note(
+            "failed", "sightline: gave up on %d records for %s after retrying", len(items), dest.server_url
+        )
 
     def _note(self, kind: str, message: str, *args: object) -> None:
         if self._throttle.ready(kind):

@@ -14,6 +14,14 @@ What does not fit in a queue is dropped, counted in :func:`stats` and logged at 
 At process exit every exporter is flushed at once, each within its ``exit_timeout``, so a dead
 server never hangs the exit; after ``os.fork()`` the child's exporters start over with empty queues
 (the parent's records are the parent's to send) and threads of their own.
+
+With a spool (``SightlineConfig(spool_dir=...)``, :mod:`sightline.sdk._spool`), what is not
+delivered is kept on disk instead of lost: records given up on after ``max_retry_seconds`` as they
+are, and at exit (or :meth:`Exporter.close`) everything still queued or being retried, in one file
+(records the server refused with a 4xx are never kept: they would be refused again). When the
+exporter thread starts, a second thread sends the destination's spooled files, so a server still
+down holds up no new record; it tries again every few minutes while the process records and files
+are left.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ import httpx
 
 from sightline.sdk._config import Destination, SightlineConfig
 from sightline.sdk._guard import Throttle, logger, under_pytest
-from sightline.sdk._sender import Counters, Sender, dumps_batch
+from sightline.sdk._sender import FEEDBACK_KEY, Counters, Sender, dumps_batch
+from sightline.sdk._spool import Resender, Spool
 
 __all__ = ["Encoder", "Exporter", "Stats", "configure", "flush", "reset", "stats", "submit"]
 
@@ -42,6 +51,8 @@ _FLUSH = "<flush>"
 # Records encoded between two offers of the GIL to other threads: a caller whose response just
 # arrived waits for at most this many records, not for a whole batch (about 20 µs each).
 _YIELD_EVERY = 16
+# Seconds the exit waits, past the flush deadline, for the threads to hand over what they hold.
+_EXIT_GRACE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +60,11 @@ class Stats:
     """Counts of the records this process handed to Sightline.
 
     ``queued``: waiting to be sent; ``sent``: acknowledged by the server; ``dropped``: did not fit in
-    the queue; ``rejected``: refused by the server (4xx); ``failed``: given up on after retrying or
-    lost to an internal error; ``retries``: attempts repeated; ``batches``: requests answered.
+    the queue (or, with a spool, in the spool: the oldest spooled records make room for new ones);
+    ``rejected``: refused by the server (4xx); ``failed``: given up on after retrying or lost to an
+    internal error; ``retries``: attempts repeated; ``batches``: requests answered; ``spooled``:
+    written to the spool instead of being given up on; ``resent``: spooled records (of this process
+    or an earlier one) that the server acknowledged.
     """
 
     queued: int = 0
@@ -61,6 +75,8 @@ class Stats:
     retries: int = 0
     batches: int = 0
     internal_errors: int = 0
+    spooled: int = 0
+    resent: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """These counts as a plain dict."""
@@ -92,8 +108,22 @@ class Exporter:
         self._throttle = Throttle()
         self._errors: list[BaseException] = []
         self._in_hand = 0  # taken from the queue by the thread, not yet sent, refused or given up on
-        self._sender = Sender(self._counters, self._sleep, self._transport)
         self._thread: threading.Thread | None = None
+        self._spool = Spool(self.dest) if self.dest.spool_dir else None
+        keep = self._keep if self._spool is not None else None
+        self._sender = Sender(self._counters, self._sleep, self._transport, keep)
+        # What the exporter thread holds, for close() to spool when that thread does not stop in time.
+        self._building: list[Any] = []
+        self._delivering: list[Any] = []
+        self._leftover: list[Any] = []  # given up on while closing
+        self._spool_lock = threading.Lock()
+        self._abandoned = False  # close() spooled what the threads held: they must not spool it again
+        self._resent = Counters()
+        self._resend_left: list[Any] = []
+        self._resend_sender = Sender(self._resent, self._sleep, self._transport, self._resend_left.extend)
+        self._resender = (
+            Resender(self._spool, self._resend_items, self._closing, self._internal) if self._spool else None
+        )
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -115,6 +145,8 @@ class Exporter:
                 thread = threading.Thread(target=self._run, name="sightline-exporter", daemon=True)
                 thread.start()
                 self._thread = thread
+                if self._resender is not None:
+                    self._resender.start()
 
     def _drop(self) -> None:
         with self._drop_lock:
@@ -137,9 +169,24 @@ class Exporter:
     def flush(self, timeout: float | None) -> bool:
         """Send everything queued so far; True when it was all handled before ``timeout`` seconds."""
         done = self.start_flush()
-        finished = done is None or done.wait(timeout)
+        finished = self.wait_flushed(done, None if timeout is None else time.monotonic() + timeout)
         self.raise_errors()
         return finished
+
+    def wait_flushed(self, done: threading.Event | None, deadline: float | None) -> bool:
+        """Wait for a flush started by :meth:`start_flush`, and for the spool being sent, if it is."""
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        if done is not None and not done.wait(left()):
+            return False
+        return self._resender is None or self._resender.idle.wait(left())
+
+    @property
+    def spooling(self) -> bool:
+        """Whether what this exporter cannot deliver is kept in a spool."""
+        return self._spool is not None
 
     def raise_errors(self) -> None:
         """Under pytest, raise the first error the exporter thread met (tests see bugs, users do not)."""
@@ -148,18 +195,35 @@ class Exporter:
 
     def stats(self) -> Stats:
         """The counts so far."""
-        c = self._counters
-        queued = sum(1 for kind, _ in list(self._queue) if kind != _FLUSH) + self._in_hand
-        return Stats(queued, c.sent, c.dropped, c.rejected, c.failed, c.retries, c.batches, c.internal_errors)
+        c, r = self._counters, self._resent
+        queued = sum(1 for kind, _ in list(self._queue) if kind != _FLUSH) + max(0, self._in_hand)
+        return Stats(
+            queued,
+            c.sent,
+            c.dropped,
+            c.rejected + r.rejected,
+            c.failed,
+            c.retries + r.retries,
+            c.batches + r.batches,
+            c.internal_errors,
+            c.spooled,
+            r.sent,
+        )
 
-    def close(self, timeout: float) -> bool:
-        """Flush with a deadline and stop the thread."""
+    def close(self, timeout: float, grace: float = 1.0) -> bool:
+        """Flush with a deadline and stop the threads; with a spool, keep there what is left.
+
+        ``grace``: seconds the threads get, after the deadline, to stop and hand over what they hold.
+        """
         done = self.start_flush()
-        finished = done is None or done.wait(timeout)
+        finished = self.wait_flushed(done, time.monotonic() + timeout)
+        if self._spool is not None:
+            self._spool_rest(time.monotonic() + grace)
+            return finished
         self._closing.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=1.0)
+            self._thread.join(timeout=grace)
         return finished
 
     # -- worker side -------------------------------------------------------------------------
@@ -179,13 +243,17 @@ class Exporter:
 
     def _drain(self) -> None:
         dest, queue, encode = self.dest, self._queue, self._encode
+        spooling, closing = self._spool is not None, self._closing
         items: list[Any] = []
+        self._building = items
         encoded = 0
         while queue:
+            if spooling and closing.is_set():
+                return  # close() spools what is left, ``items`` included
             kind, payload = queue.popleft()
             if kind == _FLUSH:
                 self._deliver(items)
-                items = []
+                items = self._building = []
                 payload.set()
                 continue
             self._in_hand += 1
@@ -202,38 +270,42 @@ class Exporter:
             if endpoint == "feedback":
                 # What was recorded before this feedback goes first: its generation may be among it.
                 self._deliver(items)
-                items = []
+                items = self._building = []
+                self._delivering = [{"type": FEEDBACK_KEY, "body": item}]
                 try:
                     self._sender.feedback(dest, item)
                 finally:
+                    self._delivering = []
                     self._in_hand -= 1
                 continue
             items.append(item)
             if len(items) >= dest.max_batch_items:
                 self._deliver(items)
-                items = []
+                items = self._building = []
         self._deliver(items)
 
     def _deliver(self, items: list[Any]) -> None:
+        self._delivering = items
         try:
-            self._send(items)
+            self._send(items, self._sender)
         except Exception as exc:  # a bug while sending: the records are lost, and counted so
             self._counters.failed += len(items)
             self._internal("sending a batch", exc)
         finally:
+            self._delivering = []
             self._in_hand -= len(items)
 
-    def _send(self, items: list[Any]) -> None:
+    def _send(self, items: list[Any], sender: Sender) -> None:
         """Post ``items`` in as few batches as ``max_batch_bytes`` allows."""
         if not items:
             return
         items, body = self._dump(items)
         if len(body) > self.dest.max_batch_bytes and len(items) > 1:
             half = len(items) // 2
-            self._send(items[:half])
-            self._send(items[half:])
+            self._send(items[:half], sender)
+            self._send(items[half:], sender)
         elif items:
-            self._sender.ingest(self.dest, items, body)
+            sender.ingest(self.dest, items, body)
 
     def _dump(self, items: list[Any]) -> tuple[list[Any], bytes]:
         """The items that can be written as JSON and their batch's body; one bad item costs only itself."""
@@ -257,6 +329,90 @@ class Exporter:
         if under_pytest():
             self._errors.append(exc)
         logger.error("sightline: internal error while %s", doing, exc_info=exc)
+
+    # -- spool -------------------------------------------------------------------------------
+
+    def _keep(self, items: list[Any]) -> None:
+        """The sender gave up on ``items`` (the server stayed down, or closing): spool them."""
+        with self._spool_lock:
+            if self._abandoned:
+                return  # close() spooled them with the rest
+            if self._closing.is_set():
+                self._leftover.extend(items)  # close() writes all that is left in one file
+                return
+            self._write(items)
+        if self._resender is not None:
+            self._resender.start(later=True)
+
+    def _write(self, items: list[Any]) -> int:
+        assert self._spool is not None
+        written = self._spool.write(items)
+        self._counters.spooled += written.kept
+        self._counters.failed += written.failed
+        if written.dropped:
+            with self._drop_lock:
+                self._counters.dropped += written.dropped
+        return written.kept
+
+    def _spool_rest(self, deadline: float) -> int:
+        """Stop the threads (by ``deadline``) and spool what they hold and what is queued: one file."""
+        assert self._spool is not None and self._resender is not None
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._resender.stop(deadline)
+        with self._spool_lock:
+            if self._abandoned:
+                return 0
+            self._abandoned = True
+            # A thread that did not stop (a request under way) may still deliver some of these: the
+            # server keeps one copy of a generation (see _spool), so a duplicate costs nothing there.
+            held, seen = [], set()
+            for item in [*self._leftover, *self._delivering, *self._building]:
+                if id(item) not in seen:
+                    seen.add(id(item))
+                    held.append(item)
+            self._leftover, rest = [], list(self._queue)
+            self._queue.clear()
+            self._in_hand = 0
+        for kind, payload in rest:
+            if kind == _FLUSH:
+                payload.set()
+                continue
+            try:
+                endpoint, item = self._encode(self.dest, kind, payload)
+            except Exception as exc:
+                self._counters.failed += 1
+                self._internal(f"encoding a {kind}", exc)
+                continue
+            held.append({"type": FEEDBACK_KEY, "body": item} if endpoint == "feedback" else item)
+        return self._write(held) if held else 0
+
+    def _resend_items(self, items: list[Any]) -> list[Any]:
+        """Send the items of a spool file (on the resender's thread); the ones the server did not take.
+
+        Once a batch was given up on (the server is still down), the rest is not tried: each batch
+        would wait out its own ``max_retry_seconds``.
+        """
+        left = self._resend_left
+        left.clear()
+        ingest = [item for item in items if item["type"] != FEEDBACK_KEY]
+        feedback = [item for item in items if item["type"] == FEEDBACK_KEY]
+        size = self.dest.max_batch_items
+        batches: list[list[Any]] = [ingest[start : start + size] for start in range(0, len(ingest), size)]
+        batches += [[item] for item in feedback]
+        for i, batch in enumerate(batches):
+            if left or self._closing.is_set():
+                left.extend(item for rest in batches[i:] for item in rest)
+                break
+            if batch[0]["type"] == FEEDBACK_KEY:
+                self._resend_sender.feedback(self.dest, batch[0]["body"])
+            else:
+                self._send(batch, self._resend_sender)
+        taken = list(left)
+        left.clear()
+        return taken
 
 
 class _Exporters:
@@ -311,7 +467,7 @@ def configure(config: SightlineConfig, encoder: Encoder) -> Exporter:
 def submit(dest: Destination, kind: str, payload: Any) -> None:
     """Queue one record for ``dest`` (never blocks, never raises on a full queue)."""
     # Clients usually hold the very destination object of the previous record: an identity check
-    # instead of the dict's comparison of twelve fields with an equal copy (~3 µs a record).
+    # instead of the dict's comparison of fourteen fields with an equal copy (~3 µs a record).
     last = _exporters.last
     if last is not None and last[0] is dest:
         exporter = last[1]
@@ -326,12 +482,10 @@ def _flush_all(deadline_of: Callable[[Exporter], float | None]) -> tuple[bool, i
     waiting = [(exporter, exporter.start_flush()) for exporter in _exporters.all()]
     finished, left = True, 0
     for exporter, done in waiting:
-        if done is None:
-            continue
-        deadline = deadline_of(exporter)
-        if not done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+        if not exporter.wait_flushed(done, deadline_of(exporter)):
             finished = False
-            left += exporter.stats().queued
+            if not exporter.spooling:  # a spool keeps them (_at_exit)
+                left += exporter.stats().queued
     for exporter, _ in waiting:
         exporter.raise_errors()
     return finished, left
@@ -355,10 +509,20 @@ def _at_exit() -> None:
     started = time.monotonic()
     try:
         finished, left = _flush_all(lambda exporter: started + exporter.dest.exit_timeout)
+        grace = time.monotonic() + _EXIT_GRACE
+        for exporter in _exporters.all():
+            if exporter.spooling:
+                kept = exporter._spool_rest(grace)
+                if kept:
+                    logger.warning(
+                        "sightline: %d records were not delivered before exit; kept in the spool %s",
+                        kept,
+                        exporter.dest.spool_dir,
+                    )
     except Exception as exc:  # an exit must never fail because of Sightline
         logger.error("sightline: internal error while flushing at exit", exc_info=exc)
         return
-    if not finished:
+    if not finished and (left or not any(exporter.spooling for exporter in _exporters.all())):
         logger.warning(
             "sightline: %d records were not delivered before exit (deadline %.1fs)",
             left,
