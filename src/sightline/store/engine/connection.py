@@ -91,6 +91,9 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # ingest; at 4,000 the same load ran about 9% faster. (Checkpoints from another thread, beside
     # a busy writer, never finish and let the WAL grow without bound.)
     cursor.execute("PRAGMA wal_autocheckpoint=4000")
+    # A WAL restarted after it grew (the writer's own checkpoint past WAL_LIMIT) is cut back to
+    # 64 MiB on disk instead of keeping its largest size for ever.
+    cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
     # SQLite has no regular expressions of its own: SQLAlchemy gives REGEXP Python's `re`, which
     # backtracks (`^(a+)+$` over 28 characters held the GIL, and so the whole server, for 5.7 s).

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import queue
 import threading
 import time
@@ -30,12 +31,16 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ...errors import SightlineError, Unavailable, redacted_traceback
 
-__all__ = ["MergeableOp", "QueuedWriter", "WriteOp", "Writer"]
+__all__ = ["WAL_LIMIT", "MergeableOp", "QueuedWriter", "WriteOp", "Writer"]
 
 log = logging.getLogger(__name__)
+
+# Past this size the writer restarts SQLite's write-ahead log itself (see Writer.__init__).
+WAL_LIMIT = 256 * 1024 * 1024
 
 
 class WriteOp(Protocol):
@@ -185,8 +190,15 @@ class QueuedWriter(ABC):
 class Writer(QueuedWriter):
     """A thread that applies queued write operations in grouped transactions."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 5000) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 5000, wal_limit: int = WAL_LIMIT) -> None:
         self._engine = engine
+        # SQLite's own checkpoints reset the WAL only at a moment no reader is on an older snapshot:
+        # under steady reads and a second writer (ingest while `retention run` deleted a million
+        # rows) that moment never came and the WAL grew to 66 GB. Past ``wal_limit`` bytes this
+        # writer checkpoints it whole and restarts it (waiting up to the busy timeout for readers).
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._wal = f"{database}-wal" if database and database != ":memory:" else None
+        self._wal_limit = wal_limit
         # SQLite's driver begins a transaction only at the first INSERT/UPDATE, so what an operation
         # read before it (the next version number of a prompt, the ids already stored) was read outside
         # it, and another process's writer could commit in between. BEGIN IMMEDIATE takes the write lock
@@ -273,6 +285,21 @@ class Writer(QueuedWriter):
         self.commits += 1
         for (_, resolve), result in zip(batch, results, strict=True):
             resolve(result, None)
+        if self._wal is not None:
+            self._bound_wal(self._wal)
+
+    def _bound_wal(self, wal: str) -> None:
+        try:
+            if os.stat(wal).st_size <= self._wal_limit:
+                return
+            with self._engine.connect() as conn:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()[0]
+        except (OSError, SQLAlchemyError) as error:
+            log.warning("could not checkpoint the write-ahead log: %s", type(error).__name__)
+            return
+        if busy:  # a reader held an old snapshot past the busy timeout: tried again after the next commit
+            mib = self._wal_limit >> 20
+            log.warning("the write-ahead log is past %d MiB; a reader kept it from restarting", mib)
 
 
 def _merged(batch: list[_Item]) -> list[tuple[WriteOp, list[WriteOp]]]:
