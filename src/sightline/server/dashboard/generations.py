@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import InvalidInput
+from ...errors import InvalidInput, QueryTimeout
 from ...schema import Feedback
 from ...store.evals import score_history
 from ...store.generations.analytics import distinct_models, list_feedback, prompt_names
@@ -144,11 +144,16 @@ def generations_page(request: Request, view: ViewDep) -> Response:
             try:
                 wanted = filters.filter.to_mongo()
                 result = list_rows(conn, view.project_id, wanted, filters.limit, filters.cursor)
-                totals = filter_totals(conn, view.project_id, wanted)
-                of = count_generations(conn, view.project_id, view.environment)
             except InvalidInput as exc:
                 error, result = exc.message, None
         if result is not None:
+            # A read of its own, and the list without it when it runs past the time budget.
+            try:
+                with request.app.state.db.read() as conn:
+                    totals = filter_totals(conn, view.project_id, wanted)
+                    of = count_generations(conn, view.project_id, view.environment)
+            except QueryTimeout:
+                totals = None
             rows = [row(g) for g in result.data]
             if result.next_cursor:
                 next_url = url_with("/generations", _link_params(view, filters), cursor=result.next_cursor)
