@@ -45,9 +45,12 @@ from .pipelines import functions, pipelines
 from .prompts import PROMPT_COLUMNS, managed_prompts, prompt_labels, prompt_versions
 from .retention import retention_policies
 from .rollups import rollup_daily_keys, rollup_hourly, rollup_latency
+from .views import saved_views, user_preferences
 
 __all__ = [
     "install",
+    "saved_views",
+    "user_preferences",
     "limit_usage",
     "limits",
     "retention_policies",
