@@ -86,6 +86,15 @@ def database_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Itera
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A started :class:`Database` (its writer running) over a fresh migrated database."""
+    database = Database(database_url)
+    database.start()
+    yield database
+    database.close()
+
+
+@pytest.fixture
 def empty_database_url(dialect: str, tmp_path: Path, pg_template: str | None) -> Iterator[str]:
     """A database of the test's dialect with no schema at all (for migration tests)."""
     if dialect == "sqlite":

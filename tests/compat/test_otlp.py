@@ -244,6 +244,11 @@ def test_genai_conventions_in_otlp_json(server: ServerProcess, gz: bool) -> None
         and retrieve["parentSpanId"] == root
     )
     assert _get(server, "/api/generations", userId="carol")["data"]
+    # Each model call keeps its own place in the trace (the run's metadata never overrides it).
+    for span, step in ((old, old_gen), (new, new_gen)):
+        record = _get(server, f"/api/generations/{step['id']}")
+        meta = {k: v["value"] if isinstance(v, dict) else v for k, v in record["metadata"].items()}
+        assert (meta["spanId"], meta["parentSpanId"]) == (span, root), run["metadata"]
 
 
 def test_a_trace_split_over_two_exports_keeps_every_step(server: ServerProcess) -> None:

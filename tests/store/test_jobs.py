@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,14 +25,6 @@ from sightline.store.jobs import (
 
 S = 1_000_000  # µs
 T0 = 1_800_000_000 * S
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.start()
-    yield database
-    database.close()
 
 
 def _row(db: Database, job_id: int) -> Any:

@@ -3,8 +3,6 @@ the audit rows, the shared namespace with functions, recorded templates beside m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -30,14 +28,6 @@ from sightline.templating import TemplateError, template_version
 ALICE = Actor("user", 1, "alice", "10.0.0.7")
 KEY = Actor("key", 3, "sl_ab12")
 MINE = {"managed_prompts", "prompt_labels", "audit_log"}
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.start()
-    yield database
-    database.close()
 
 
 def _save(db: Database, project_id: int = 1, actor: Actor = ALICE, **body: object) -> object:

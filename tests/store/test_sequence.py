@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,14 +22,6 @@ from sightline.store.generations.sequence import generations_after, number_rows
 from ..conftest import Api
 
 DEMO, OTHER = Scope(1, "dev"), Scope(2, "dev")
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.start()
-    yield database
-    database.close()
 
 
 def _insert(db: Database, scope: Scope, *stamps: datetime) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..schema import SCORE_NAME, utc
 from ..store.generations.records import from_us, iso, to_us
+from ..store.generations.search import parse_query
 
 __all__ = ["MAX_LIMIT", "GenerationFilter", "parse_time"]
 
@@ -122,6 +123,8 @@ class GenerationFilter:
     # score name -> its condition ({"$eq": 1.0}, {"$gte": 0.5, "$lte": 1}, {"$exists": True}, ...)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     score_params: dict[str, str] = field(default_factory=dict)
+    # Free-text search of prompts, outputs, template names and metadata values (store/generations/search.py)
+    q: str | None = None
 
     @classmethod
     def from_params(cls, params: Iterable[tuple[str, str]]) -> tuple[GenerationFilter, int, str | None]:
@@ -147,6 +150,9 @@ class GenerationFilter:
                 cursor = value
             elif name == "cacheHit":
                 f.cache_hit = _bool(name, value)
+            elif name == "q":
+                parse_query(value, "q")  # a bad search is the caller's, named q (not $text)
+                f.q = value
             elif name == "feedback":
                 f.has_feedback = _bool(name, value)
             elif name == "feedback.rating":
@@ -212,6 +218,8 @@ class GenerationFilter:
             out["to"] = iso(self.to_us)
         out.update({f"metadata.{k}": v for k, v in self.metadata.items()})
         out.update(self.score_params)
+        if self.q is not None:
+            out["q"] = self.q
         return out
 
     def to_mongo(self) -> dict[str, Any]:
@@ -244,4 +252,6 @@ class GenerationFilter:
             out[f"metadata.{key}"] = value
         for name, condition in self.scores.items():
             out[f"scores.{name}"] = condition
+        if self.q is not None:
+            out["$text"] = {"$search": self.q}
         return out

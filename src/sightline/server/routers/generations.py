@@ -24,7 +24,9 @@ def list_(request: Request, key: ApiKeyDep) -> JSON:
     """Filters: ``model.id``, ``output.type``, ``userId`` (or ``metadata.userId``), ``runId``, ``chatId``,
     ``template.name``, ``status``, ``cacheHit``, ``environment``, ``feedback`` (true/false),
     ``feedback.rating``, ``feedback.minRating``, ``feedback.thumbs``, ``from``/``to`` (ISO 8601),
-    ``metadata.<key>=value``; ``limit`` (1-1000, default 50) and ``cursor`` (the previous ``nextCursor``)."""
+    ``metadata.<key>=value``, ``q`` (free-text search of prompts, outputs, template names and
+    metadata values: words ANDed, ``"a phrase"``, ``prefix*``); ``limit`` (1-1000, default 50) and
+    ``cursor`` (the previous ``nextCursor``)."""
     f, limit, cursor = GenerationFilter.from_params(request.query_params.multi_items())
     with request.app.state.db.read() as conn:
         page = list_generations(conn, key.project_id, f.to_mongo(), limit, cursor)

@@ -19,6 +19,7 @@ def list_(
     userId: str | None = None,
     pipelineSlug: str | None = None,  # noqa: N803
     status: str | None = None,
+    q: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> JSON:
@@ -31,6 +32,7 @@ def list_(
             user_id=userId,
             pipeline_slug=pipelineSlug,
             status=status,
+            q=q,
             limit=limit,
             cursor=cursor,
         )

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, select
 
 from ...errors import Conflict, InvalidInput
 from .. import tables as t
+from ..generations.search import backfill
 from .dialect import advance_sequences, insert_ignore
 
 __all__ = [
@@ -134,6 +135,7 @@ def load(engine: Engine, file: Path, progress: Progress | None = None, *, force:
             count += 1
         insert_ignore(conn, current, batch)
         advance_sequences(conn, _ORDER)
+        backfill(conn)  # the search index is no table of the backup's: made again from the bodies
     if expected is not None:
         found = table_counts(engine)
         short = {name: (n, found.get(name, 0)) for name, n in expected.items() if found.get(name, 0) < n}

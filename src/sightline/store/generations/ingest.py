@@ -22,8 +22,10 @@ from ..engine.dialect import insert_ignore, select_in, upsert
 from ..engine.writer import WriteOp
 from ..evals.scores import feedback_scores, write_scores
 from ..tables.generations import GenerationColumn as G
-from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row
+from .records import Scope, feedback_row, generation_rows, metadata_rows, run_row, run_wide
 from .rollups import add_generations, move_users
+from .search import document
+from .search import index as index_documents
 from .sequence import number_rows
 
 __all__ = ["AddFeedback", "InsertGenerations", "UpsertRun", "prepare_generation"]
@@ -43,6 +45,7 @@ class PreparedGeneration:
     prompt: tuple[Any, ...] | None  # in tables.PROMPT_COLUMNS order
     feedback: dict[str, Any] | None
     meta_rows: list[tuple[Any, ...]]  # of a generation outside a run
+    document: str  # its search document (search.py), made here rather than on the writer
 
 
 def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
@@ -54,13 +57,17 @@ def prepare_generation(gen: Generation, scope: Scope) -> PreparedGeneration:
             field="metadata.userId",
         )
     row, prompt = generation_rows(gen, scope)
+    doc = document(
+        {"input": gen.input, "output": gen.output, "template": gen.template, "metadata": gen.metadata}
+    )
     fb = feedback_row(gen.feedback, gen.id, scope.project_id) if gen.feedback is not None else None
     meta = gen.metadata
     if "userId" in meta:
         meta = {k: v for k, v in meta.items() if k != "userId"}
     if gen.run_id is not None:
-        return PreparedGeneration(row, meta, prompt, fb, [])
-    return PreparedGeneration(row, None, prompt, fb, metadata_rows(gen.id, scope.project_id, row[_TS], meta))
+        return PreparedGeneration(row, meta, prompt, fb, [], doc)
+    meta_rows = metadata_rows(gen.id, scope.project_id, row[_TS], meta)
+    return PreparedGeneration(row, None, prompt, fb, meta_rows, doc)
 
 
 def _existing_ids(conn: Connection, project_id: int, ids: Sequence[str]) -> set[str]:
@@ -117,7 +124,7 @@ def _propagate_runs(conn: Connection, runs: Sequence[dict[str, Any]]) -> None:
                 .where(gens.c.project_id == project_id, gens.c.run_id == run["id"])
                 .values(user_id=run["user_id"])
             )
-        metadata = run["body"].get("metadata") or {}
+        metadata = run_wide(run["body"].get("metadata") or {})  # runs stored before OWN_KEYS held them
         for step in steps:
             rows.extend(metadata_rows(step["id"], project_id, step["ts_us"], metadata))
     upsert(conn, t.generation_metadata, rows, update=["value"], columns=t.METADATA_COLUMNS)
@@ -142,10 +149,10 @@ def _latest_feedback(
 
 # Positions in a generations row, named by the table's GenerationColumn and bound once here: looking a
 # member up on the enum costs ~0.3 µs, ten times the indexing itself.
-_ID, _TS, _USER, _RUN, _STATUS = (int(c) for c in (G.id, G.ts_us, G.user_id, G.run_id, G.status))
+_ID, _TS, _USER, _RUN, _STATUS, _SEQ = (int(c) for c in (G.id, G.ts_us, G.user_id, G.run_id, G.status, G.seq))
 _FEEDBACK = (int(G.feedback_rating), int(G.feedback_score), int(G.feedback_thumbs))
 # What InsertGenerations holds per generation (lists that a merge joins).
-_PER_GENERATION = ("feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
+_PER_GENERATION = ("documents", "feedback", "meta", "meta_counts", "meta_rows", "prompts", "rows")
 
 
 class InsertGenerations:
@@ -165,6 +172,7 @@ class InsertGenerations:
 
     __slots__ = (
         "_merged",
+        "documents",
         "feedback",
         "meta",
         "meta_counts",
@@ -182,6 +190,7 @@ class InsertGenerations:
         self.feedback: list[dict[str, Any] | None] = []
         self.meta_counts: list[int] = []
         self.meta_rows: list[tuple[Any, ...]] = []  # of the generations outside runs
+        self.documents: list[str] = []  # search documents (search.py)
         prompts: dict[tuple[str, str], tuple[Any, ...]] = {}
         for p in items:
             self.rows.append(p.row)
@@ -189,6 +198,7 @@ class InsertGenerations:
             self.feedback.append(p.feedback)
             self.meta_counts.append(len(p.meta_rows))
             self.meta_rows.extend(p.meta_rows)
+            self.documents.append(p.document)
             if p.prompt is not None:
                 prompts[p.prompt[1:3]] = p.prompt
         self.prompts = list(prompts.values())
@@ -269,12 +279,12 @@ class InsertGenerations:
                     changed[run_id] = run
                 meta = self.meta[i] or {}
                 run_meta = run["body"].setdefault("metadata", {})
-                custom = {k: v for k, v in meta.items() if run_meta.get(k) != v}
+                custom = {k: v for k, v in run_wide(meta).items() if run_meta.get(k) != v}
                 if custom:
                     run_meta.update(custom)
                     changed[run_id] = run
                 row[_USER] = run["user_id"]
-                run_meta_rows.extend(metadata_rows(row[_ID], pid, row[_TS], {**meta, **run_meta}))
+                run_meta_rows.extend(metadata_rows(row[_ID], pid, row[_TS], {**meta, **run_wide(run_meta)}))
         if len(new) < len(rows):
             rows = [rows[i] for i in new]
         number_rows(conn, rows)  # last before the insert: numbering waits for other writers' commits
@@ -284,6 +294,8 @@ class InsertGenerations:
             created = [ok and gen_id in inserted for ok, gen_id in zip(created, ids, strict=True)]
             rows = [row for row in rows if row[_ID] in inserted]
         add_generations(conn, rows, self.scope.key_id)
+        documents = {ids[i]: self.documents[i] for i in new}
+        index_documents(conn, [(row[_SEQ], documents[row[_ID]]) for row in rows])
         meta_rows = self._meta_rows_of(created) + run_meta_rows
         insert_ignore(conn, t.generation_metadata, meta_rows, columns=t.METADATA_COLUMNS)
         insert_ignore(conn, t.prompt_versions, self.prompts, columns=t.PROMPT_COLUMNS)

@@ -23,7 +23,9 @@ from ...errors import InvalidInput, NotFound
 from .. import tables as t
 from ..evals.scores import latest_scores
 from ..mongo.filter import compile_filter
-from .records import iso
+from .ordering import NEWEST, Ordering
+from .records import iso, run_wide
+from .search import plan_searches
 
 __all__ = [
     "Context",
@@ -61,6 +63,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 class Page:
     data: list[dict[str, Any]]
     next_cursor: str | None
+    # The cursor of the first row (list_rows): read in the reversed order, it gives the page before.
+    first_cursor: str | None = None
 
 
 def page_query(
@@ -69,20 +73,27 @@ def page_query(
     limit: int,
     cursor: str | None,
     columns: Sequence[Any] = (g,),
+    order: Ordering = NEWEST,
 ) -> Select[Any]:
-    """Newest first (then by id), starting after ``cursor``: keyset pagination, fast at any depth."""
+    """Newest first (then by id), or in ``order``, starting after ``cursor``: keyset pagination, fast at
+    any depth."""
     q = select(*columns).where(g.c.project_id == project_id, compile_filter(filter or {}))
+    if not order.is_default:
+        q = q.where(order.after(cursor)) if cursor else q
+        return q.order_by(*order.terms()).limit(limit + 1)
     if cursor:
         ts, gen_id = decode_cursor(cursor)
         q = q.where(or_(g.c.ts_us < ts, and_(g.c.ts_us == ts, g.c.id < gen_id)))
     return q.order_by(g.c.ts_us.desc(), g.c.id.desc()).limit(limit + 1)
 
 
-def _page(conn: Connection, query: Select[Any], limit: int) -> tuple[list[Any], str | None]:
+def _page(
+    conn: Connection, query: Select[Any], limit: int, order: Ordering = NEWEST
+) -> tuple[list[Any], str | None]:
     rows = list(conn.execute(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].ts_us, rows[-1].id) if more and rows else None
+    return rows, order.cursor(rows[-1]._mapping) if more and rows else None
 
 
 def list_generations(
@@ -93,6 +104,7 @@ def list_generations(
     cursor: str | None = None,
 ) -> Page:
     """A page of whole records matching the MongoDB-style ``filter``, newest first."""
+    filter = plan_searches(conn, filter)
     rows, next_cursor = _page(conn, page_query(filter, project_id, limit, cursor), limit)
     return Page(to_wire(conn, project_id, [r._mapping for r in rows]), next_cursor)
 
@@ -129,12 +141,16 @@ def list_rows(
     filter: Mapping[str, Any] | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    order: Ordering = NEWEST,
 ) -> Page:
     """A page of list rows: the fields a table of generations shows, read from their columns (not from
-    each record's JSON), shaped as in records (``model.id``, ``usage.cost``, ``metadata.userId``, …)."""
-    rows, next_cursor = _page(conn, page_query(filter, project_id, limit, cursor, _LIST_COLUMNS), limit)
+    each record's JSON), shaped as in records (``model.id``, ``usage.cost``, ``metadata.userId``, …),
+    in ``order`` (newest first by default)."""
+    query = page_query(plan_searches(conn, filter), project_id, limit, cursor, _LIST_COLUMNS, order)
+    rows, next_cursor = _page(conn, query, limit, order)
     ctx = context(conn, project_id, [r._mapping for r in rows], runs=False)
-    return Page([_list_row(r._mapping, ctx) for r in rows], next_cursor)
+    first = order.cursor(rows[0]._mapping) if rows else None
+    return Page([_list_row(r._mapping, ctx) for r in rows], next_cursor, first)
 
 
 def _list_row(row: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
@@ -186,7 +202,7 @@ class Context:
         body["environment"] = row["environment"]
         run = self.runs.get(row["run_id"]) if row["run_id"] else None
         if run is not None:
-            meta = {**body.get("metadata", {}), **(run.body.get("metadata") or {})}
+            meta = {**body.get("metadata", {}), **run_wide(run.body.get("metadata") or {})}
             if run.user_id:
                 meta["userId"] = run.user_id
             body["metadata"] = meta

@@ -17,8 +17,10 @@ from ..engine.dialect import no_nul
 from .pricing import price
 
 __all__ = [
+    "OWN_KEYS",
     "Scope",
     "feedback_row",
+    "run_wide",
     "from_us",
     "generation_rows",
     "metadata_rows",
@@ -28,6 +30,19 @@ __all__ = [
 ]
 
 _MAX_VALUE = 1000  # metadata values longer than this are indexed by their start
+
+# Metadata that places one call in a trace (OpenTelemetry's span ids): it stays the call's own, never
+# joins its run's metadata, which every generation of the run shares.
+OWN_KEYS = frozenset({"spanId", "parentSpanId"})
+
+
+def run_wide(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` without the keys that belong to one call (:data:`OWN_KEYS`)."""
+    if OWN_KEYS.isdisjoint(metadata):
+        return metadata
+    return {k: v for k, v in metadata.items() if k not in OWN_KEYS}
+
+
 _MAX_INT = 2**31 - 1  # 32-bit token columns
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from ...errors import InvalidInput, NotFound
 from .. import tables as t
-from ..evals.scores import latest_run_scores
+from ..evals.scores import latest_run_scores, score_wire
 from .queries import Page, to_wire
-from .records import iso
+from .records import OWN_KEYS, iso, run_wide
+from .search import containing
 
-__all__ = ["get_run", "list_runs"]
+__all__ = ["RunTotals", "get_run", "list_runs", "run_totals"]
 
 r_ = t.runs
+_CHUNK = 500  # ids in one IN (...) list
+
+
+@dataclass(frozen=True, slots=True)
+class RunTotals:
+    """What the runs a filter matches add up to: how many of how many, their model calls' cost and tokens."""
+
+    matched: int
+    of: int
+    cost: float
+    tokens: int
 
 
 def _run_wire(row: Mapping[Any, Any], step_count: int | None = None) -> dict[str, Any]:
@@ -27,7 +40,7 @@ def _run_wire(row: Mapping[Any, Any], step_count: int | None = None) -> dict[str
         "environment": row["environment"],
         "pipelineSlug": row["pipeline_slug"],
         "userId": row["user_id"],
-        "metadata": body.get("metadata") or {},
+        "metadata": run_wide(body.get("metadata") or {}),
         "startedAt": iso(row["started_us"]),
         "endedAt": iso(row["ended_us"]) if row["ended_us"] is not None else None,
         "status": row["status"],
@@ -53,44 +66,129 @@ def _cursor(value: str) -> tuple[int, str]:
         ) from None
 
 
+def _where(
+    project_id: int,
+    environment: str | None,
+    user_id: str | None,
+    pipeline_slug: str | None,
+    status: str | None,
+    q: str | None = None,
+) -> list[ColumnElement[bool]]:
+    cond = [r_.c.project_id == project_id]
+    if q:  # runs holding a model call that matches the words (search.py)
+        cond.append(r_.c.id.in_(containing("run_id", project_id, q)))
+    if environment:
+        cond.append(r_.c.environment == environment)
+    if user_id:
+        cond.append(r_.c.user_id == user_id)
+    if pipeline_slug:
+        cond.append(r_.c.pipeline_slug == pipeline_slug)
+    if status:
+        cond.append(r_.c.status == status)
+    return cond
+
+
+def _step_sums(
+    conn: Connection, project_id: int, run_ids: Sequence[str]
+) -> dict[str, tuple[int, float | None, int]]:
+    """``{run id: (model calls, cost or None when none was priced, tokens)}``, one grouped query."""
+    g = t.generations
+    out: dict[str, tuple[int, float | None, int]] = {}
+    for i in range(0, len(run_ids), _CHUNK):
+        q = (
+            select(g.c.run_id, func.count(), func.sum(g.c.cost), func.sum(g.c.total_tokens))
+            .where(g.c.project_id == project_id, g.c.run_id.in_(run_ids[i : i + _CHUNK]))
+            .group_by(g.c.run_id)
+        )
+        for run_id, n, cost, tokens in conn.execute(q):
+            out[run_id] = (int(n), float(cost) if cost is not None else None, int(tokens or 0))
+    return out
+
+
+def _latest_scores(conn: Connection, project_id: int, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{run id: {score name: its latest score}}`` (evaluations that failed left out), one query."""
+    sc = t.scores
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(run_ids), _CHUNK):
+        q = (
+            select(sc)
+            .where(
+                sc.c.project_id == project_id, sc.c.run_id.in_(run_ids[i : i + _CHUNK]), sc.c.error.is_(None)
+            )
+            .order_by(sc.c.id)
+        )
+        for row in conn.execute(q):
+            out.setdefault(row.run_id, {})[row.name] = score_wire(row)
+    return out
+
+
 def list_runs(
     conn: Connection,
     project_id: int,
     *,
+    environment: str | None = None,
     user_id: str | None = None,
     pipeline_slug: str | None = None,
     status: str | None = None,
+    q: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Runs of a project, newest first, with how many model calls each made."""
-    q = select(r_).where(r_.c.project_id == project_id)
-    if user_id:
-        q = q.where(r_.c.user_id == user_id)
-    if pipeline_slug:
-        q = q.where(r_.c.pipeline_slug == pipeline_slug)
-    if status:
-        q = q.where(r_.c.status == status)
+    """Runs of a project, newest first, each with how many model calls it made, their cost and tokens,
+    and its latest scores (``scores``, when it has any)."""
+    query = select(r_).where(*_where(project_id, environment, user_id, pipeline_slug, status, q))
     if cursor:
         ts, run_id = _cursor(cursor)
-        q = q.where(or_(r_.c.started_us < ts, and_(r_.c.started_us == ts, r_.c.id < run_id)))
-    rows = conn.execute(q.order_by(r_.c.started_us.desc(), r_.c.id.desc()).limit(limit + 1)).all()
+        query = query.where(or_(r_.c.started_us < ts, and_(r_.c.started_us == ts, r_.c.id < run_id)))
+    rows = conn.execute(query.order_by(r_.c.started_us.desc(), r_.c.id.desc()).limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
-    counts: dict[str, int] = {}
-    if rows:
-        g = t.generations
-        cq = (
-            select(g.c.run_id, func.count())
-            .where(g.c.project_id == project_id, g.c.run_id.in_([r.id for r in rows]))
-            .group_by(g.c.run_id)
-        )
-        counts = {run_id: n for run_id, n in conn.execute(cq)}
+    ids = [r.id for r in rows]
+    sums = _step_sums(conn, project_id, ids) if ids else {}
+    scores = _latest_scores(conn, project_id, ids) if ids else {}
     next_cursor = None
     if more and rows:
         next_cursor = (
             base64.urlsafe_b64encode(f"{rows[-1].started_us}|{rows[-1].id}".encode()).decode().rstrip("=")
         )
-    return Page([_run_wire(r._mapping, counts.get(r.id, 0)) for r in rows], next_cursor)
+    data = []
+    for r in rows:
+        calls, cost, tokens = sums.get(r.id, (0, None, 0))
+        run = _run_wire(r._mapping, calls)
+        run["cost"], run["tokens"] = cost, tokens
+        if r.id in scores:
+            run["scores"] = scores[r.id]
+        data.append(run)
+    return Page(data, next_cursor)
+
+
+def run_totals(
+    conn: Connection,
+    project_id: int,
+    *,
+    environment: str | None = None,
+    user_id: str | None = None,
+    pipeline_slug: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+) -> RunTotals:
+    """How many runs match (of the project's, in ``environment``), and the cost and tokens of their model
+    calls: two counts and one sum over the generations of the matching runs (the run id index)."""
+    matched_q = (
+        select(func.count())
+        .select_from(r_)
+        .where(*_where(project_id, environment, user_id, pipeline_slug, status, q))
+    )
+    of_q = select(func.count()).select_from(r_).where(*_where(project_id, environment, None, None, None))
+    matched = int(conn.scalar(matched_q) or 0)
+    of = int(conn.scalar(of_q) or 0) if (user_id or pipeline_slug or status or q) else matched
+    g = t.generations
+    wanted = select(r_.c.id).where(*_where(project_id, environment, user_id, pipeline_slug, status, q))
+    cost, tokens = conn.execute(
+        select(func.coalesce(func.sum(g.c.cost), 0.0), func.coalesce(func.sum(g.c.total_tokens), 0)).where(
+            g.c.project_id == project_id, g.c.run_id.in_(wanted)
+        )
+    ).one()
+    return RunTotals(matched, of, float(cost or 0.0), int(tokens or 0))
 
 
 def get_run(conn: Connection, project_id: int, run_id: str) -> dict[str, Any]:
@@ -101,8 +199,15 @@ def get_run(conn: Connection, project_id: int, run_id: str) -> dict[str, Any]:
     g = t.generations
     gen_rows = conn.execute(select(g).where(g.c.project_id == project_id, g.c.run_id == run_id)).all()
     steps: list[tuple[tuple[int, str], dict[str, Any]]] = []
-    for gen in to_wire(conn, project_id, [x._mapping for x in gen_rows]):
+    for own, gen in zip(gen_rows, to_wire(conn, project_id, [x._mapping for x in gen_rows]), strict=True):
         index = gen.get("stepIndex")
+        # Its place in a trace (its own metadata: OWN_KEYS), as steps give theirs.
+        own_meta = (own.body or {}).get("metadata") or {}
+        for key in sorted(OWN_KEYS):
+            value = own_meta.get(key)
+            value = value.get("value") if isinstance(value, dict) else value
+            if isinstance(value, str) and value:
+                gen[key] = value
         steps.append(
             (
                 (index if index is not None else 1 << 30, gen["timestamp"]),

@@ -22,6 +22,7 @@ from ..mongo.fields import time_value
 from ..mongo.filter import compile_filter
 from .analytics import quantile
 from .rollups import HOUR_US, latency_bin_sql
+from .search import plan_searches
 
 __all__ = ["Totals", "count_generations", "filter_totals"]
 
@@ -71,7 +72,11 @@ def filter_totals(conn: Connection, project_id: int, filter: Mapping[str, Any]) 
     sums = _Sums()
     scope = _rollup_scope(filter)
     if scope is None:
-        _add_rows(conn, sums, [g.c.project_id == project_id, compile_filter(filter)])
+        _add_rows(
+            conn,
+            sums,
+            [g.c.project_id == project_id, compile_filter(plan_searches(conn, filter, paged=False))],
+        )
         return sums.totals()
     environment, model, start, end = scope
     whole_start, whole_end = -(-start // HOUR_US) * HOUR_US, end - end % HOUR_US

@@ -37,7 +37,7 @@ from ...errors import InvalidInput
 from .. import tables as t
 from ..generations.records import iso
 from .fields import ColumnField, Field, JsonField, Kind, check_path, doc_field, fits
-from .filter import check_no_nul, compile_where, order_by
+from .filter import check_no_nul, compile_where, order_by, text_search
 
 __all__ = ["CompiledAggregate", "aggregate", "compile_aggregate"]
 
@@ -149,7 +149,9 @@ class _Pipeline:
 
     def match(self, spec: Any) -> None:
         rel = self.rel.settled()
-        rel.where.append(compile_where(spec, rel.field))
+        # Records (not grouped results) have their search documents: $text finds them by seq.
+        seq = rel.source.c.get("seq") if rel.outs is None else None
+        rel.where.append(compile_where(spec, rel.field, text=text_search(seq) if seq is not None else None))
         self.rel = rel
 
     def sort(self, spec: Any) -> None:

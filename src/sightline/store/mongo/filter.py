@@ -5,6 +5,10 @@ SQLAlchemy condition the database evaluates. Each field path is looked up by ``m
 indexed column, the latest score of a name, the metadata rows, or the JSON record); this module
 compiles the operators (``$eq`` … ``$regex``, ``$and``/``$or``/``$nor``/``$not``) and sorts over them.
 
+``{"$text": {"$search": "words \"a phrase\" prefix*"}}`` is a free-text search of the records'
+prompts, outputs, template names and metadata values (``generations/search.py``), ANDed with the
+rest of the filter; as in MongoDB it stands at the top of a filter or inside ``$and``/``$or``.
+
 As in MongoDB, a missing field matches ``{"$ne": x}``, ``{"$nin": [...]}`` and ``{"f": null}``.
 A comparison with a column is the plain SQL one (``model_id = ?``: what the indexes serve), which is
 NULL where the column is; that reads as false in a WHERE, and every negation (``$ne``, ``$nin``,
@@ -14,7 +18,7 @@ condition is therefore for a WHERE (or a ``coalesce(..., false)``), where NULL m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import re2
@@ -32,6 +36,7 @@ from sqlalchemy import (
 from ...errors import InvalidInput
 from .. import tables as t
 from ..engine.connection import linear_regex
+from ..generations.search import Planned, text_condition
 from .fields import ColumnField, Field, JsonField, MetadataField, Resolver, check_path, describe, doc_field
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "compile_filter",
     "compile_where",
     "order_by",
+    "text_search",
     "with_dollars",
 ]
 
@@ -241,8 +247,33 @@ def check_no_nul(value: Any, where: str = "filter", depth: int = 0) -> None:
             check_no_nul(item, where, depth + 1)
 
 
-def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnElement[bool]:
-    """The condition of a MongoDB-style ``filter`` whose field paths ``resolve`` looks up."""
+# The condition of a ``$text`` operator's object, over the source the filter's fields are in.
+TextSearch = Callable[[Any], ColumnElement[bool]]
+
+
+def text_search(seq: Any) -> TextSearch:
+    """The ``$text`` of filters over generation rows whose ``seq`` column is ``seq``."""
+
+    def search(spec: Any) -> ColumnElement[bool]:
+        if isinstance(spec, Planned):
+            return text_condition(seq, spec.q, field="$text", plan=spec.plan)
+        if not isinstance(spec, Mapping) or "$search" not in spec:
+            raise InvalidInput('$text needs an object {"$search": "words to find"}', field="$text")
+        unknown = set(spec) - {"$search", "$language", "$caseSensitive", "$diacriticSensitive"}
+        if unknown:
+            raise InvalidInput(f"$text: unknown option {sorted(unknown)[0]!r}", field="$text")
+        if spec.get("$caseSensitive") or spec.get("$diacriticSensitive"):
+            raise InvalidInput("$text: searches ignore case and accents", field="$text")
+        return text_condition(seq, spec["$search"], field="$text")
+
+    return search
+
+
+def compile_where(
+    filter: Any, resolve: Resolver, depth: int = 0, text: TextSearch | None = None
+) -> ColumnElement[bool]:
+    """The condition of a MongoDB-style ``filter`` whose field paths ``resolve`` looks up; ``$text``
+    is compiled by ``text`` (InvalidInput without one: the rows have no search document there)."""
     if not isinstance(filter, Mapping):
         raise InvalidInput(f"a filter must be an object, not {describe(filter)}")
     if depth == 0:
@@ -254,7 +285,7 @@ def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnEleme
         if key in ("$and", "$or", "$nor"):
             if not isinstance(spec, list) or not spec:
                 raise InvalidInput(f"{key} needs a non-empty list of filters")
-            parts = [compile_where(part, resolve, depth + 1) for part in spec]
+            parts = [compile_where(part, resolve, depth + 1, text) for part in spec]
             if key == "$and":
                 conds.append(and_(*parts))
             else:
@@ -262,6 +293,10 @@ def compile_where(filter: Any, resolve: Resolver, depth: int = 0) -> ColumnEleme
                 conds.append(either if key == "$or" else _negate(either))
         elif key == "$comment":
             continue
+        elif key == "$text":
+            if text is None:
+                raise InvalidInput("$text can only search generations (not grouped results)", field="$text")
+            conds.append(text(spec))
         elif isinstance(key, str) and key.startswith("$"):
             raise InvalidInput(f"unknown operator '{key}'")
         else:
@@ -275,7 +310,9 @@ def compile_filter(filter: Mapping[str, Any]) -> ColumnElement[bool]:
     Raises InvalidInput, naming the operator or field, for an unknown operator, a malformed field
     path or a value of the wrong type (a string for a number, a bad date, a non-list for ``$in``).
     """
-    return compile_where(filter, lambda path: doc_field(t.generations, path))
+    return compile_where(
+        filter, lambda path: doc_field(t.generations, path), text=text_search(t.generations.c.seq)
+    )
 
 
 def order_by(spec: Any, resolve: Resolver) -> list[ColumnElement[Any]]:

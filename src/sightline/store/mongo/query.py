@@ -20,9 +20,10 @@ from sqlalchemy import Connection, RowMapping, select
 
 from ...errors import InvalidInput
 from .. import tables as t
+from ..generations.search import plan_searches
 from .aggregate import CompiledAggregate, aggregate, compile_aggregate
 from .fields import Field, doc_field
-from .filter import compile_filter, compile_where, order_by
+from .filter import compile_filter, compile_where, order_by, text_search
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -62,7 +63,10 @@ def find(
     def resolve(path: str) -> Field:
         return doc_field(gens, path)
 
-    stmt = select(gens).where(gens.c.project_id == project_id, compile_where(filter or {}, resolve))
+    stmt = select(gens).where(
+        gens.c.project_id == project_id,
+        compile_where(plan_searches(conn, filter) or {}, resolve, text=text_search(gens.c.seq)),
+    )
     if environment is not None:
         stmt = stmt.where(gens.c.environment == environment)
     stmt = stmt.order_by(*order_by(sort or {"timestamp": -1}, resolve)).limit(limit)

@@ -10,6 +10,9 @@ never held for long and ingest goes on between batches. What goes with a generat
 - anonymised: the input and output content, alternatives and template parameters are dropped from
   the record, feedback loses its comment and better response, scores their comments; ids, model,
   tokens, cost, timings, status, metadata keys and score values stay, so every total stays the same.
+
+Either way the search index (``generations/search.py``) follows in the same transaction: a deleted
+generation's document goes, an anonymised one is indexed again without its content.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from .. import tables as t
+from ..generations.search import document, forget, index
 
 __all__ = [
     "ANONYMISED",
@@ -69,6 +73,7 @@ class DeleteGenerations:
             counts["scores"] += _count(
                 conn.execute(delete(sc).where(sc.c.project_id == pid, sc.c.generation_id.in_(ids)))
             )
+            forget(conn, pid, ids)
             if self.with_datasets:
                 di, d = t.dataset_items, t.datasets
                 mine = select(d.c.id).where(d.c.project_id == pid).scalar_subquery()
@@ -148,14 +153,18 @@ class AnonymiseGenerations:
     def apply(self, conn: Connection) -> dict[str, int]:
         pid, changed, feedback = self.project_id, 0, 0
         for ids in _chunks(self.ids):
-            rows = conn.execute(select(g.c.id, g.c.body).where(g.c.project_id == pid, g.c.id.in_(ids))).all()
-            updates = []
+            rows = conn.execute(
+                select(g.c.id, g.c.seq, g.c.body).where(g.c.project_id == pid, g.c.id.in_(ids))
+            ).all()
+            updates, documents = [], []
             for row in rows:
                 body = dict(row.body or {})
                 if (body.get("input") or {}).get("content") == ANONYMISED:
                     continue
                 updates.append({"gid": row.id, "new_body": anonymised_body(body)})
+                documents.append((row.seq, document(updates[-1]["new_body"])))
             if updates:
+                index(conn, documents)
                 statement = (
                     update(g)
                     .where(and_(g.c.project_id == pid, g.c.id == bindparam("gid")))
