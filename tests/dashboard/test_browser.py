@@ -45,8 +45,8 @@ def test_generations_filtered_by_user_id_keep_the_filter_in_the_address(
     rows = table.locator("tbody tr")
     expect(rows).to_have_count(2)
     for i in range(2):
-        expect(rows.nth(i).locator("td").nth(3)).to_have_text("alice")
-        expect(rows.nth(i).locator("td").nth(2)).to_have_text("emoji")
+        expect(rows.nth(i).locator("td[data-label=User]")).to_have_text("alice")
+        expect(rows.nth(i).locator("td[data-label=Template]")).to_have_text("emoji")
     # the address alone gives the same view (it can be shared)
     shared = page.url
     page.goto("/generations")
@@ -67,6 +67,7 @@ def test_one_generation_shows_template_apart_metadata_link_and_timings(
     login(page)
     page.goto(f"/generations?userId=alice&chatId={dashboard.seeded.chat_id}")
     page.get_by_role("table", name="Generations").locator("tbody tr").last.click()  # the oldest: soccer
+    page.get_by_role("link", name="Open full page").click()  # the row opened in the side panel
     expect(page).to_have_url(re.compile(dashboard.seeded.alice[0]))
     expect(page).to_have_title(re.compile(r"^gpt-4o-mini · .* · Sightline$"))
     link = page.get_by_role("link", name="Ticket T-1")
@@ -83,6 +84,10 @@ def test_one_generation_shows_template_apart_metadata_link_and_timings(
     # a streamed call also has its time to first token
     page.goto("/generations?userId=dave")
     page.get_by_role("table", name="Generations").locator("tbody tr").first.click()
+    expect(page.locator(".side-panel .stat", has_text="First token").locator(".stat-value")).to_have_text(
+        re.compile(r"\d")
+    )
+    page.get_by_role("link", name="Open full page").click()
     expect(page.locator(".stat", has_text="First token").locator(".stat-value")).to_have_text(
         re.compile(r"\d")
     )
@@ -129,7 +134,8 @@ def test_a_run_shows_its_steps_in_order_with_its_user_and_metadata(page: Page, d
     runs = page.get_by_role("table", name="Runs").locator("tbody tr")
     expect(runs).to_have_count(1)
     expect(runs.first).to_contain_text("compose-email")
-    runs.first.get_by_role("link").first.click()
+    runs.first.get_by_role("link").first.click()  # opens in the side panel, beside the list
+    page.get_by_role("link", name="Open full page").click()
     expect(page).to_have_title("Run compose-email · Sightline")
     steps = page.locator("ol.steps > li")
     expect(steps.locator(".step-name")).to_have_text(["retrieve", "gpt-4o-mini", "gpt-4o-mini", "send"])

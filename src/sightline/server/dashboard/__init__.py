@@ -20,14 +20,29 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from . import admin, analytics, auth, evals, generations, operations, pipelines, prompts, runs
+from . import (
+    admin,
+    analytics,
+    auth,
+    display,
+    evals,
+    generations,
+    operations,
+    pipelines,
+    prompts,
+    runs,
+    users,
+    views,
+)
 from .context import html_errors
 from .render import STATIC_DIR
 
 __all__ = ["install", "router"]
 
 router = APIRouter(dependencies=[Depends(html_errors)], include_in_schema=False)
-for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin, operations):
+for _module in (auth, generations, runs, analytics, prompts, pipelines, evals, admin, operations, views):
+    router.include_router(_module.router)
+for _module in (display, users):
     router.include_router(_module.router)
 
 

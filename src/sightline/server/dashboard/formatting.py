@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...schema import KNOWN_METADATA_KEYS, metadata_value_text
-from .render import safe_link
+from .render import feedback_parts, safe_link
 
 __all__ = [
     "Block",
@@ -21,6 +21,7 @@ __all__ = [
     "Row",
     "blocks",
     "detail",
+    "feedback_parts",
     "feedback_summary",
     "messages",
     "metadata_items",
@@ -167,18 +168,10 @@ def tokens_per_second(gen: dict[str, Any]) -> float | None:
 
 
 def feedback_summary(fb: dict[str, Any] | None) -> str:
-    """A short text for a feedback: ``★4 ▲ “comment…”`` (▲ thumbs up, ▼ down)."""
+    """A short text for a feedback: ``★4 ▲ “comment…”`` (▲ thumbs up, ▼ down; ``score 0.8``: 0 to 1)."""
     if not fb:
         return ""
-    parts = []
-    if fb.get("rating") is not None:
-        parts.append(f"★{fb['rating']}")
-    if fb.get("score") is not None:
-        parts.append(f"{fb['score']:.2f}")
-    if fb.get("thumbs") == "up":
-        parts.append("▲")
-    elif fb.get("thumbs") == "down":
-        parts.append("▼")
+    parts = [text for _, text, _ in feedback_parts(fb)]
     if fb.get("comment"):
         comment = str(fb["comment"])
         parts.append(f"“{comment[:40]}{'…' if len(comment) > 40 else ''}”")

@@ -23,7 +23,16 @@ from starlette.responses import Response
 from ...errors import InvalidInput, NotFound, SightlineError
 from ...gateway import Caller, Context, Gateway, answer_text
 from ...store.access.projects import ApiKey
-from ...store.prompts import MoveLabel, Prompt, SavePrompt, check_label, get_prompt, parse_draft
+from ...store.prompts import (
+    MoveLabel,
+    Prompt,
+    SavePrompt,
+    check_label,
+    get_prompt,
+    last_model,
+    numbered_versions,
+    parse_draft,
+)
 from ...templating import TemplateError
 from ..auth import actor
 from .context import AdminDep, FormDep, View, ViewDep
@@ -194,7 +203,14 @@ async def create_prompt(request: Request, view: AdminDep, form: FormDep) -> Resp
 
 
 def _get(request: Request, view: View, name: str, version: str | None) -> Prompt:
+    """Version ``version`` of ``name``: a managed save's number (``3``), a content hash, or the tag
+    the prompt's page gives a template version (``v3``: its third content)."""
     with request.app.state.db.read() as conn:
+        if version and version[0] in "vV" and version[1:].isdigit():
+            tagged = [
+                v.version for v in numbered_versions(conn, view.project_id, name) if v.tag == version.lower()
+            ]
+            version = tagged[0] if tagged else version
         found = get_prompt(conn, view.project_id, name, version=version or None)
     if found is None:
         raise NotFound(
@@ -243,13 +259,29 @@ async def move_label(name: str, request: Request, view: AdminDep, form: FormDep)
 
 def _run_page(request: Request, view: View, prompt: Prompt, **extra: Any) -> Response:
     view.section = "prompts"
-    return page(request, "prompt_run.html", view=view, title=f"Test {prompt.name}", prompt=prompt, **extra)
+    with request.app.state.db.read() as conn:
+        numbered = numbered_versions(conn, view.project_id, prompt.name)
+    # The template version's number (v1 is the oldest content), as the prompt's page names it.
+    tag = next((f"v{v.number}" for v in numbered if v.version == prompt.template_version), None)
+    return page(
+        request,
+        "prompt_run.html",
+        view=view,
+        title=f"Test {prompt.name}",
+        prompt=prompt,
+        tag=tag,
+        **extra,
+    )
 
 
 @router.get("/prompts/{name}/_run", include_in_schema=False)
 def run_form(name: str, request: Request, view: ViewDep) -> Response:
     prompt = _get(request, view, name, _version_param(request))
-    return _run_page(request, view, prompt, args={}, model=prompt.model or "")
+    model = prompt.model
+    if not model:  # a recorded version: try it with the model its generations called last
+        with request.app.state.db.read() as conn:
+            model = last_model(conn, view.project_id, name, prompt.template_version)
+    return _run_page(request, view, prompt, args={}, model=model or "")
 
 
 def dashboard_caller(view: View) -> Caller:

@@ -23,8 +23,14 @@ from ...errors import AuthenticationError, SightlineError
 from .session import load_session, save_session
 
 __all__ = [
+    "CLOCKS",
+    "CLOCK_COOKIE",
     "STATIC_DIR",
+    "THEMES",
+    "THEME_COOKIE",
+    "display_choice",
     "error_page",
+    "feedback_parts",
     "local_path",
     "page",
     "redirect",
@@ -46,6 +52,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+# How a person likes the pages shown, kept in cookies (not in the session) so the login page and a
+# fresh session look the same; read here so <html> carries them before the first paint (the CSP
+# allows no inline script to set them, and app.js runs after the page has painted).
+THEME_COOKIE, CLOCK_COOKIE = "sightline_theme", "sightline_clock"
+THEMES = ("auto", "light", "dark")  # auto: follow the system's setting
+CLOCKS = ("local", "utc")  # local: the browser's time zone (app.js turns the UTC text into it)
+
+
+def display_choice(request: Request, cookie: str, choices: tuple[str, ...]) -> str:
+    """The value of a display cookie when it is one of ``choices``, else the first (the default)."""
+    value = request.cookies.get(cookie, "")
+    return value if value in choices else choices[0]
 
 
 def _number(value: Any) -> float | None:
@@ -122,6 +142,29 @@ def _segment(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def _score_shown(value: Any) -> str:
+    return f"{round(float(value), 2):g}"
+
+
+def feedback_parts(fb: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """A feedback's judgements as ``(kind, text, title)``: ``rating`` ``★4`` (1 to 5 stars, given in the
+    dashboard or the API), ``score`` ``score 0.8`` (0 to 1: what the SDK and libretto call a rating),
+    ``up``/``down`` thumbs. Two scales, each named, so 0.8 never reads as stars nor 4 as a score."""
+    if not fb:
+        return []
+    parts = []
+    if fb.get("rating") is not None:
+        parts.append(("rating", f"★{fb['rating']}", f"rating: {fb['rating']} of 5 stars"))
+    if fb.get("score") is not None:
+        shown = _score_shown(fb["score"])
+        parts.append(("score", f"score {shown}", f"score: {shown} on a scale of 0 to 1"))
+    if fb.get("thumbs") == "up":
+        parts.append(("up", "▲", "thumbs up"))
+    elif fb.get("thumbs") == "down":
+        parts.append(("down", "▼", "thumbs down"))
+    return parts
+
+
 def safe_link(url: Any) -> str | None:
     """``url`` when it is safe to put in an ``href`` (http, https, mailto), else ``None``.
 
@@ -185,6 +228,7 @@ def _build_environment() -> Environment:
     env.globals.update(
         url_with=url_with, safe_link=safe_link, static_url=static_url, vendor_present=vendor_present
     )
+    env.globals["feedback_parts"] = feedback_parts
     return env
 
 
@@ -202,6 +246,8 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     session = load_session(request)
     context.setdefault("flash", session.take_flash())
     context.setdefault("csrf", session.csrf)
+    context.setdefault("theme", display_choice(request, THEME_COOKIE, THEMES))
+    context.setdefault("clock", display_choice(request, CLOCK_COOKIE, CLOCKS))
     html = templates.get_template(template).render(request=request, **context)
     return _respond(request, HTMLResponse(html, status_code=status_code))
 

@@ -1,26 +1,36 @@
-"""Runs (filtered by user id and pipeline), one run with its steps on a timeline, and chats."""
+"""Runs (filtered by user id, pipeline and status, with their totals), one run as a tree and a waterfall of
+its steps, and chats with theirs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput
+from ...errors import InvalidInput, QueryTimeout
 from ...store.generations.analytics import recent_chats
+from ...store.generations.chats import chat_totals
 from ...store.generations.queries import list_generations
-from ...store.generations.records import to_us
-from ...store.generations.runs import get_run, list_runs
+from ...store.generations.runs import get_run, list_runs, run_totals
 from ..filters import MAX_LIMIT
 from .context import ViewDep
-from .formatting import Block, Message, blocks, feedback_summary, messages, metadata_items, row
+from .formatting import Block, Message, blocks, feedback_summary, messages, metadata_items, row, score_text
 from .render import page, redirect, url_with
+from .run_tree import build_tree, node_input, node_output
+from .views import list_tools
 
 router = APIRouter()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One line of the runs table: the run and its scores as cells show them."""
+
+    run: dict[str, Any]
+    scores: list[tuple[str, str]]
 
 
 @router.get("/runs", include_in_schema=False)
@@ -31,22 +41,40 @@ def runs_page(request: Request, view: ViewDep) -> Response:
     user_id = (q.get("userId") or "").strip() or None
     slug = (q.get("pipelineSlug") or "").strip() or None
     status = (q.get("status") or "").strip() or None
+    search = (q.get("q") or "").strip() or None
     cursor = (q.get("cursor") or "").strip() or None
-    params = {k: v for k, v in (("userId", user_id), ("pipelineSlug", slug), ("status", status)) if v}
-    error, runs, next_url = None, [], None
+    params = {
+        k: v for k, v in (("q", search), ("userId", user_id), ("pipelineSlug", slug), ("status", status)) if v
+    }
+    error, runs, next_url, totals = None, [], None, None
     if status not in (None, "running", "ok", "error"):
         error = f"status: expected running, ok or error; got {status!r}"
     else:
+        wanted: dict[str, Any] = {
+            "user_id": user_id,
+            "pipeline_slug": slug,
+            "status": status,
+            "q": search,
+            "environment": view.environment,
+        }
         try:
             with request.app.state.db.read() as conn:
-                result = list_runs(
-                    conn, view.project_id, user_id=user_id, pipeline_slug=slug, status=status, cursor=cursor
-                )
-            runs = result.data
+                result = list_runs(conn, view.project_id, cursor=cursor, **wanted)
+            runs = [
+                RunRow(r, [(name, score_text(sc)) for name, sc in sorted((r.get("scores") or {}).items())])
+                for r in result.data
+            ]
             if result.next_cursor:
                 next_url = url_with("/runs", {**view.scope, **params}, cursor=result.next_cursor)
         except InvalidInput as exc:
             error = exc.message
+        if error is None:
+            # A read of its own, and the list without it when it runs past the time budget.
+            try:
+                with request.app.state.db.read() as conn:
+                    totals = run_totals(conn, view.project_id, **wanted)
+            except QueryTimeout:
+                totals = None
     return page(
         request,
         "runs.html",
@@ -54,126 +82,66 @@ def runs_page(request: Request, view: ViewDep) -> Response:
         view=view,
         title="Runs",
         runs=runs,
+        totals=totals,
         params=params,
         link_params={**view.scope, **params},
         next_url=next_url,
         first_url=url_with("/runs", {**view.scope, **params}) if cursor else None,
         error=error,
+        **list_tools(request, view, "runs"),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """A step of a run placed on the run's timeline (offsets and bar in percent of the run)."""
-
-    index: int | None
-    kind: str
-    name: str
-    status: str
-    offset_ms: float | None
-    duration_ms: float | None
-    left: float
-    width: float
-    generation_id: str | None
-    tokens: int | None
-    cost: float | None
-    summary: list[Block]
-    error: str | None
-
-
-def _us(value: Any) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return to_us(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _steps(run: dict[str, Any]) -> tuple[list[Step], float]:
-    timed: list[tuple[dict[str, Any], int | None, int | None]] = []
-    for step in run.get("steps") or []:
-        if step.get("kind") == "generation":
-            start = _us(step.get("timestamp"))
-            latency = (step.get("performance") or {}).get("latency")
-            end = start + int(latency * 1000) if start is not None and latency is not None else None
-        else:
-            start, end = _us(step.get("startedAt")), _us(step.get("endedAt"))
-        timed.append((step, start, end))
-    run_start, run_end = _us(run.get("startedAt")), _us(run.get("endedAt"))
-    starts = [s for _, s, _ in timed if s is not None] + ([run_start] if run_start is not None else [])
-    ends = [e for _, _, e in timed if e is not None] + [s for _, s, _ in timed if s is not None]
-    if run_end is not None:
-        ends.append(run_end)
-    origin = min(starts) if starts else 0
-    span = max((max(ends) if ends else origin) - origin, 1000)
-    out = []
-    for step, start, end in timed:
-        offset = (start - origin) / 1000 if start is not None else None
-        duration = (end - start) / 1000 if start is not None and end is not None else None
-        left = (start - origin) / span * 100 if start is not None else 0.0
-        width = max((end - start) / span * 100, 0.6) if start is not None and end is not None else 0.6
-        if step.get("kind") == "generation":
-            r = row(step)
-            name = r.model + (f" · {r.template}" if r.template else "")
-            out.append(
-                Step(
-                    step.get("stepIndex"),
-                    "model call",
-                    name,
-                    r.status,
-                    offset,
-                    duration,
-                    left,
-                    min(width, 100 - left),
-                    r.id,
-                    r.total_tokens,
-                    r.cost,
-                    blocks(r.preview),
-                    r.error,
-                )
-            )
-        else:
-            summary = blocks(step.get("outputs")) if step.get("outputs") is not None else []
-            err = step.get("error") or {}
-            out.append(
-                Step(
-                    step.get("stepIndex"),
-                    "step",
-                    str(step.get("name", "step")),
-                    step.get("status", "ok"),
-                    offset,
-                    duration,
-                    left,
-                    min(width, 100 - left),
-                    None,
-                    None,
-                    None,
-                    summary,
-                    err.get("message") if err else None,
-                )
-            )
-    return out, span / 1000
 
 
 @router.get("/runs/{run_id:path}", include_in_schema=False)
 def run_page(run_id: str, request: Request, view: ViewDep) -> Response:
+    """One run as a tree and a waterfall of its steps; ``?step=`` selects one (its details beside the
+    tree), and ``&part=step`` answers with those details alone (what tree.js swaps in)."""
     with request.app.state.db.read() as conn:
         run = get_run(conn, view.project_id, run_id)
-    steps, span_ms = _steps(run)
-    cost = sum(s.cost for s in steps if s.cost is not None)
-    tokens = sum(s.tokens for s in steps if s.tokens is not None)
+    tree = build_tree(run)
+    wanted = (request.query_params.get("step") or "").strip()
+    selected = tree.find(wanted) if wanted else None
+    context: dict[str, Any] = {
+        "view": view,
+        "run": run,
+        "tree": tree,
+        "selected": selected,
+        "missing_step": wanted if wanted and selected is None else None,
+        "run_url": url_with("/runs/" + quote(run["id"], safe=""), view.scope),
+    }
+    if selected is not None:
+        asked, given = node_input(selected)
+        context.update(
+            step_messages=asked,
+            step_input=given,
+            step_output=node_output(selected),
+            step_metadata=metadata_items(selected.step.get("metadata") or {})
+            if selected.generation_id
+            else [],
+        )
+    # What the run was given and gave back: its first step's input, and its own output when it sent one.
+    first = tree.roots[0] if tree.roots else None
+    run_messages, run_input = node_input(first) if first is not None else ([], [])
+    output = run.get("output")
+    single = first if first is not None and len(tree.roots) == 1 else None  # a trace's root span
+    context.update(
+        run_input_from=first,
+        run_messages=run_messages,
+        run_input=run_input,
+        run_output_from=None if output is not None else single,
+        run_output=blocks(output) if output is not None else node_output(single) if single else [],
+    )
+    if request.query_params.get("part") == "step":
+        return page(
+            request, "_run_detail.html", status_code=404 if context["missing_step"] else 200, **context
+        )
     return page(
         request,
         "run.html",
-        view=view,
         title=f"Run {run['pipelineSlug'] or run['id']}",
-        run=run,
-        steps=steps,
-        span_ms=span_ms,
-        cost=cost,
-        tokens=tokens,
         metadata=metadata_items(run.get("metadata") or {}),
+        scores=[(name, score_text(sc), sc) for name, sc in sorted((run.get("scores") or {}).items())],
+        **context,
     )
 
 
@@ -184,9 +152,25 @@ def chats_page(request: Request, view: ViewDep) -> Response:
     wanted = (request.query_params.get("chatId") or "").strip()
     if wanted:
         return redirect(request, url_with(f"/chats/{quote(wanted, safe='')}", view.scope), status_code=302)
-    with request.app.state.db.read() as conn:
-        chats = recent_chats(conn, view.project_id, view.environment)
-    return page(request, "chats.html", view=view, title="Chats", chats=chats)
+    search = (request.query_params.get("q") or "").strip() or None
+    error, chats, totals = None, [], {}
+    try:
+        with request.app.state.db.read() as conn:
+            chats = recent_chats(conn, view.project_id, view.environment, q=search)
+            totals = chat_totals(conn, view.project_id, [c.chat_id for c in chats])
+    except InvalidInput as exc:
+        error = exc.message
+    return page(
+        request,
+        "chats.html",
+        status_code=400 if error else 200,
+        view=view,
+        title="Chats",
+        chats=[(c, totals.get(c.chat_id)) for c in chats],
+        search=search or "",
+        error=error,
+        **list_tools(request, view, "chats"),
+    )
 
 
 @dataclass
@@ -215,6 +199,7 @@ def _turn(gen: dict[str, Any]) -> Turn:
 def chat_page(chat_id: str, request: Request, view: ViewDep) -> Response:
     with request.app.state.db.read() as conn:
         result = list_generations(conn, view.project_id, {"chatId": chat_id}, MAX_LIMIT)
+        totals = chat_totals(conn, view.project_id, [chat_id]).get(chat_id)
     gens = list(reversed(result.data))
     system = (
         [m for m in messages((gens[0].get("input") or {}).get("content")) if m.role == "system"][:1]
@@ -229,5 +214,6 @@ def chat_page(chat_id: str, request: Request, view: ViewDep) -> Response:
         chat_id=chat_id,
         system=system,
         turns=[_turn(g) for g in gens],
+        totals=totals,
         truncated=result.next_cursor is not None,
     )

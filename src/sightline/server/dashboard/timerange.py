@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from ...errors import InvalidInput
 from ..filters import parse_time
 
-__all__ = ["RANGES", "TimeRange", "input_value", "now_us", "parse_range"]
+__all__ = ["RANGES", "TimeRange", "fitting_range", "input_value", "now_us", "parse_range"]
 
 _HOUR = 3600 * 1_000_000
 RANGES = {
@@ -72,3 +72,18 @@ def parse_range(
         raise InvalidInput(f"range: expected one of {choices}; got {key!r}", field="range")
     label, span = RANGES[key]
     return TimeRange(key, now - span, now, label)
+
+
+def fitting_range(span: tuple[int, int] | None, now: int | None = None) -> str:
+    """The preset that fits the data (``span``: its oldest and newest times): the last 24 hours when
+    anything happened in them; else the shortest range holding all of it, up to ``all``."""
+    now = now_us() if now is None else now
+    if span is None:
+        return "24h"
+    oldest, newest = span
+    if newest >= now - RANGES["24h"][1]:
+        return "24h"
+    for key in ("7d", "30d", "90d"):
+        if oldest >= now - RANGES[key][1]:
+            return key
+    return "all"

@@ -30,10 +30,66 @@
     });
   });
 
-  // Times are shown in UTC; hovering one shows it in the browser's time zone too.
-  document.querySelectorAll("time[data-local]").forEach(function (el) {
-    var when = new Date(el.getAttribute("datetime"));
-    if (!isNaN(when.getTime())) { el.title = when.toLocaleString() + " (local time)"; }
+  // Display choices of this browser: theme and time zone. The server already put them on <html> from
+  // their cookies (so the first paint is right); a change here applies at once and is remembered.
+  var root = document.documentElement;
+  function remember(name, value) {
+    document.cookie = name + "=" + value + "; path=/; max-age=31536000; SameSite=Lax";
+  }
+
+  // Times arrive as UTC text in <time datetime>; in local time they are rewritten in the browser's
+  // zone, same format. Hovering one shows it in the other. Pages that add content call Sightline.times.
+  var zone = (window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone) || "local time";
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function stamp(when, utc, seconds) {
+    var parts = utc
+      ? [when.getUTCFullYear(), when.getUTCMonth() + 1, when.getUTCDate(), when.getUTCHours(), when.getUTCMinutes(), when.getUTCSeconds()]
+      : [when.getFullYear(), when.getMonth() + 1, when.getDate(), when.getHours(), when.getMinutes(), when.getSeconds()];
+    var text = parts[0] + "-" + two(parts[1]) + "-" + two(parts[2]) + " " + two(parts[3]) + ":" + two(parts[4]);
+    return seconds ? text + ":" + two(parts[5]) : text;
+  }
+  var zoned = new WeakMap();  // heading text nodes that name UTC: their text as the server wrote it
+  function showTimes(scope) {
+    var utc = root.getAttribute("data-clock") === "utc";
+    (scope || document).querySelectorAll("time[data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) { return; }
+      var seconds = !el.hasAttribute("data-minutes");
+      el.textContent = stamp(when, utc, seconds);
+      el.title = utc ? stamp(when, false, seconds) + " (" + zone + ")" : stamp(when, true, seconds) + " UTC";
+    });
+    (scope || document).querySelectorAll("[data-zone]").forEach(function (el) {
+      el.textContent = utc ? "UTC" : zone;
+    });
+    // Column headings written "Time (UTC)" say which zone their times are in.
+    (scope || document).querySelectorAll("th").forEach(function (th) {
+      var walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+      for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!zoned.has(node) && node.nodeValue.indexOf("(UTC)") >= 0) { zoned.set(node, node.nodeValue); }
+        if (zoned.has(node)) {
+          node.nodeValue = utc ? zoned.get(node) : zoned.get(node).replace("(UTC)", "(local)");
+          th.title = utc ? "" : "Times in " + zone;
+        }
+      }
+    });
+  }
+  showTimes();
+  window.Sightline = {times: showTimes};
+
+  document.querySelectorAll("select[data-display]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var what = select.getAttribute("data-display");
+      remember(what === "theme" ? "sightline_theme" : "sightline_clock", select.value);
+      root.setAttribute(what === "theme" ? "data-theme" : "data-clock", select.value);
+      if (what === "theme") {
+        var meta = document.querySelector("meta[name=color-scheme]");
+        if (meta) { meta.content = select.value === "auto" ? "light dark" : select.value; }
+      } else {
+        showTimes();
+      }
+      // Charts drawn by script read their colours again.
+      document.dispatchEvent(new CustomEvent("sightline:display", {detail: {what: what, value: select.value}}));
+    });
   });
 
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
