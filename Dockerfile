@@ -9,6 +9,17 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 COPY scripts/assets scripts/assets
 RUN mkdir -p src/sightline/server/static && scripts/assets
 
+# The user guide (docs/, served at /guide/), built by MkDocs (the docs extra pins it); its settings page is
+# made from the settings object, so the package is installed here too.
+FROM python:3.11-slim-bookworm AS guide
+WORKDIR /build
+COPY pyproject.toml README.md mkdocs.yml ./
+COPY src src
+COPY docs docs
+RUN python -m venv /opt/guide \
+    && /opt/guide/bin/pip install --no-cache-dir '.[server,docs]' \
+    && NO_MKDOCS_2_WARNING=1 /opt/guide/bin/mkdocs build --quiet --strict
+
 # The Python package and its server dependencies, built into a virtual environment.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /build
@@ -16,6 +27,7 @@ RUN python -m venv /opt/sightline
 COPY pyproject.toml README.md ./
 COPY src src
 COPY --from=assets /build/src/sightline/server/static/vendor src/sightline/server/static/vendor
+COPY --from=guide /build/src/sightline/server/guide_site src/sightline/server/guide_site
 RUN /opt/sightline/bin/pip install --no-cache-dir '.[server]'
 
 FROM python:3.11-slim-bookworm

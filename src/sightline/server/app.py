@@ -37,6 +37,7 @@ from .routers import (
     feedback,
     generations,
     gentrace,
+    guide,
     health,
     ingest,
     jobs,
@@ -152,6 +153,7 @@ def create_app(
         app.include_router(module.router)
     install_dashboard(app)
     app.include_router(apidocs.router)
+    app.include_router(guide.router)
     app.include_router(aieye.router)
     proxy.install(app, gateway)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
