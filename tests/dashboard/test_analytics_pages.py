@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from sightline.server.dashboard.timerange import fitting_range
+from sightline.server.dashboard.core.timerange import fitting_range
 from tests.dashboard.conftest import UsersServer, login, open_page, serve_with_users
 
 DAY_US = 86_400_000_000

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sightline.server.dashboard.generations import parse_filters
-from sightline.server.dashboard.prompts import diff
-from sightline.server.dashboard.render import local_path, safe_link
+from sightline.server.dashboard.core.render import local_path, safe_link
+from sightline.server.dashboard.lists.generations import parse_filters
+from sightline.server.dashboard.tools.prompts import diff
 from sightline.store.access.projects import create_user
 from tests.conftest import Api
 

@@ -1,17 +1,18 @@
 """The dashboard: server-rendered pages (Jinja2) over the same store queries the API uses, at ``/``.
 
-    auth.py         log in and out
-    generations.py  the generations table with its filters, one generation, feedback
-    runs.py         runs, one run's steps, chats
-    analytics.py    charts of requests, tokens, cost, latency, errors and the cache
-    prompts.py      templates, their versions and the difference between two
-    pipelines.py    functions (and their sync), pipelines with live validation and an execution form
-    evals.py        evaluators (online, backfills), datasets, experiments and their comparison
-    admin.py        users and roles, API keys, provider keys (admins only)
-    operations.py   the audit log, retention policies, rate limits and spend (admins only)
+    core/     how a page is made: render.py (templates, errors, safe links), context.py (who is
+              looking, at which project), session.py, formatting.py, timerange.py, display.py
+              (the theme and clock switches)
+    lists/    the data: generations.py (the list with its columns.py, one generation, feedback),
+              runs.py and run_tree.py (runs as trees, chats), users.py (an end user's page),
+              views.py (saved views and bulk actions)
+    tools/    analytics.py, prompts.py and prompt_editor.py (versions, diff, try a version),
+              pipelines.py (functions and pipelines), evals.py (evaluators, datasets, experiments)
+    access/   auth.py (log in and out), admin.py (users, API keys, provider keys),
+              operations.py (the audit log, retention, limits and spend)
 
-Pages work without JavaScript; ``static/app.js`` only adds to them (charts, auto-submitting pickers,
-local times). Chart and highlighting libraries come from npm at install time (``scripts/assets``).
+Pages work without JavaScript; ``static/*.js`` only adds to them (charts, live filters, the side panel,
+keys, local times). Chart and highlighting libraries come from npm at install time (``scripts/assets``).
 """
 
 from __future__ import annotations
@@ -20,22 +21,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from . import (
-    admin,
-    analytics,
-    auth,
-    display,
-    evals,
-    generations,
-    operations,
-    pipelines,
-    prompts,
-    runs,
-    users,
-    views,
-)
-from .context import html_errors
-from .render import STATIC_DIR
+from .access import admin, auth, operations
+from .core import display
+from .core.context import html_errors
+from .core.render import STATIC_DIR
+from .lists import generations, runs, users, views
+from .tools import analytics, evals, pipelines, prompts
 
 __all__ = ["install", "router"]
 

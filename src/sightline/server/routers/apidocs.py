@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
-from ..dashboard.render import SECURITY_HEADERS, templates, vendor_present
+from ..dashboard.core.render import SECURITY_HEADERS, templates, vendor_present
 
 __all__ = ["router"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from ..dashboard.render import SECURITY_HEADERS
+from ..dashboard.core.render import SECURITY_HEADERS
 
 __all__ = ["GUIDE_DIR", "router"]
 

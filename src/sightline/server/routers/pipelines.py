@@ -41,9 +41,9 @@ from ...store.pipelines import get_pipeline, list_functions, list_pipelines
 from ...store.pipelines.registry import last_sync
 from ..auth import actor, require_caller
 from ..body import read_json
-from ..dashboard.context import View, current_view
-from ..dashboard.prompt_editor import dashboard_caller
-from ..dashboard.session import COOKIE, load_session
+from ..dashboard.core.context import View, current_view
+from ..dashboard.core.session import COOKIE, load_session
+from ..dashboard.tools.prompt_editor import dashboard_caller
 from ..responses import JSON
 
 __all__ = ["openapi_paths", "router", "routes"]

@@ -35,8 +35,8 @@ from ...store.prompts import (
 )
 from ..auth import actor, require_key
 from ..body import read_json
-from ..dashboard.context import current_view
-from ..dashboard.session import COOKIE, load_session
+from ..dashboard.core.context import current_view
+from ..dashboard.core.session import COOKIE, load_session
 from ..responses import JSON
 
 __all__ = ["router"]

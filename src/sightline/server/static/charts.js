@@ -1,5 +1,5 @@
 // Draws the analytics charts from the JSON in the page; the tables under them hold the same numbers.
-// Colours: a series names its colour (see Series in dashboard/analytics.py): a place in the palette
+// Colours: a series names its colour (see Series in dashboard/tools/analytics.py): a place in the palette
 // (a model keeps its place among the project's models, so its colour, whatever the range), a hash of
 // its label (users, templates, score names), or a colour of the stylesheet (ok, error, ...), read
 // from its custom properties so the dark theme applies. A click on a bar or a point opens the

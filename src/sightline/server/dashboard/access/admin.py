@@ -14,14 +14,21 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import SightlineError
-from ...store.access.limits import Periods, get_limits, key_spend
-from ...store.access.projects import create_key, create_user, list_keys, list_users, revoke_key, set_user_role
-from ...store.access.users import remove_user, set_user_disabled, sign_out_everywhere
-from ...store.gateway import providers as provider_store
-from .context import AdminDep, FormDep, View
-from .render import page, redirect, url_with
-from .session import load_session
+from ....errors import SightlineError
+from ....store.access.limits import Periods, get_limits, key_spend
+from ....store.access.projects import (
+    create_key,
+    create_user,
+    list_keys,
+    list_users,
+    revoke_key,
+    set_user_role,
+)
+from ....store.access.users import remove_user, set_user_disabled, sign_out_everywhere
+from ....store.gateway import providers as provider_store
+from ..core.context import AdminDep, FormDep, View
+from ..core.render import page, redirect, url_with
+from ..core.session import load_session
 
 router = APIRouter(prefix="/admin")
 

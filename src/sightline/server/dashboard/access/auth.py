@@ -18,15 +18,15 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import SightlineError
-from ...store.access.projects import authenticate_user
-from ...store.access.sessions import end_session, end_user_sessions, start_session
-from ...store.access.throttle import LoginThrottle, address_subject, user_subject
-from ...store.access.throttle_redis import RedisLoginThrottle
-from ...store.access.users import change_password
-from .context import FormDep, ViewDep
-from .render import local_path, page, redirect
-from .session import load_session
+from ....errors import SightlineError
+from ....store.access.projects import authenticate_user
+from ....store.access.sessions import end_session, end_user_sessions, start_session
+from ....store.access.throttle import LoginThrottle, address_subject, user_subject
+from ....store.access.throttle_redis import RedisLoginThrottle
+from ....store.access.users import change_password
+from ..core.context import FormDep, ViewDep
+from ..core.render import local_path, page, redirect
+from ..core.session import load_session
 
 router = APIRouter()
 log = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput, SightlineError
-from ...store.access.audit import audit_entries
-from ...store.access.limits import LIMIT_FIELDS, SetLimits, check_limits, get_limits, project_spend
-from ...store.retention import SetPolicy, check_policy, get_policies
-from ..auth import actor
-from .context import AdminDep, FormDep, View
-from .render import page, redirect, url_with
+from ....errors import InvalidInput, SightlineError
+from ....store.access.audit import audit_entries
+from ....store.access.limits import LIMIT_FIELDS, SetLimits, check_limits, get_limits, project_spend
+from ....store.retention import SetPolicy, check_policy, get_policies
+from ...auth import actor
+from ..core.context import AdminDep, FormDep, View
+from ..core.render import page, redirect, url_with
 
 __all__ = ["router"]
 

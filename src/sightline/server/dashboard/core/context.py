@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from ...errors import AuthenticationError, NotFound, PermissionDenied
-from ...store.access.projects import User, list_environments, list_projects
-from ...store.access.sessions import session_user
+from ....errors import AuthenticationError, NotFound, PermissionDenied
+from ....store.access.projects import User, list_environments, list_projects
+from ....store.access.sessions import session_user
 from .render import error_page
 from .session import check_csrf, load_session
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput
+from ....errors import InvalidInput
 from .context import FormDep
 from .render import CLOCK_COOKIE, CLOCKS, THEME_COOKIE, THEMES, local_path, redirect
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...schema import KNOWN_METADATA_KEYS, metadata_value_text
+from ....schema import KNOWN_METADATA_KEYS, metadata_value_text
 from .render import feedback_parts, safe_link
 
 __all__ = [

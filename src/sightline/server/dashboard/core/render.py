@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ...errors import AuthenticationError, SightlineError
+from ....errors import AuthenticationError, SightlineError
 from .session import load_session, save_session
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "url_with",
 ]
 
-_SERVER = Path(__file__).resolve().parent.parent
+_SERVER = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = _SERVER / "templates"
 STATIC_DIR = _SERVER / "static"
 

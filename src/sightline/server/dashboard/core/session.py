@@ -26,8 +26,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...errors import PermissionDenied
-from ...store.access.sessions import SESSION_SECONDS
+from ....errors import PermissionDenied
+from ....store.access.sessions import SESSION_SECONDS
 
 __all__ = ["COOKIE", "MAX_AGE", "Session", "check_csrf", "load_session", "save_session"]
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ...errors import InvalidInput
-from ..filters import parse_time
+from ....errors import InvalidInput
+from ...filters import parse_time
 
 __all__ = ["RANGES", "TimeRange", "fitting_range", "input_value", "now_us", "parse_range"]
 

@@ -15,12 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput
-from ...schema import SCORE_NAME
-from ...store.access.preferences import get_preference, set_preference
-from ...store.generations.listing import metadata_keys, score_names
-from .context import FormDep, ViewDep
-from .render import redirect, url_with
+from ....errors import InvalidInput
+from ....schema import SCORE_NAME
+from ....store.access.preferences import get_preference, set_preference
+from ....store.generations.listing import metadata_keys, score_names
+from ..core.context import FormDep, ViewDep
+from ..core.render import redirect, url_with
 
 __all__ = ["DEFAULT", "PREFERENCE", "STANDARD", "Column", "chosen_columns", "router"]
 

@@ -13,27 +13,27 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import InvalidInput, QueryTimeout
-from ...schema import Feedback
-from ...store.evals import score_history
-from ...store.generations.analytics import distinct_models, list_feedback, prompt_names
-from ...store.generations.ingest import AddFeedback
-from ...store.generations.listing import column_values
-from ...store.generations.ordering import NEWEST, Ordering, parse_sort
-from ...store.generations.queries import encode_cursor, get_generation, list_rows
-from ...store.generations.records import Scope
-from ...store.generations.totals import count_generations, filter_totals
-from ...store.mongo.aggregate import aggregate
-from ...store.mongo.fields import time_value
-from ..errors import validation_message
-from ..filters import GenerationFilter
+from ....errors import InvalidInput, QueryTimeout
+from ....schema import Feedback
+from ....store.evals import score_history
+from ....store.generations.analytics import distinct_models, list_feedback, prompt_names
+from ....store.generations.ingest import AddFeedback
+from ....store.generations.listing import column_values
+from ....store.generations.ordering import NEWEST, Ordering, parse_sort
+from ....store.generations.queries import encode_cursor, get_generation, list_rows
+from ....store.generations.records import Scope
+from ....store.generations.totals import count_generations, filter_totals
+from ....store.mongo.aggregate import aggregate
+from ....store.mongo.fields import time_value
+from ...errors import validation_message
+from ...filters import GenerationFilter
+from ..core.context import FormDep, View, ViewDep
+from ..core.formatting import detail, feedback_summary, row
+from ..core.render import SECURITY_HEADERS, page, redirect, url_with
+from ..core.session import load_session
+from ..core.timerange import RANGES, input_value, now_us
 from . import columns as column_choice
 from .columns import Column, available_columns, chosen_columns
-from .context import FormDep, View, ViewDep
-from .formatting import detail, feedback_summary, row
-from .render import SECURITY_HEADERS, page, redirect, url_with
-from .session import load_session
-from .timerange import RANGES, input_value, now_us
 from .views import list_tools
 
 router = APIRouter()
@@ -112,7 +112,9 @@ def parse_filters(query: list[tuple[str, str]], environment: str | None, now: in
     elif relative in RANGES:
         rest = [(name, value) for name, value in rest if name not in ("from", "to")]
     else:
-        raise InvalidInput(f"range: expected one of {', '.join(RANGES)} or all; got {relative!r}", field="range")
+        raise InvalidInput(
+            f"range: expected one of {', '.join(RANGES)} or all; got {relative!r}", field="range"
+        )
     f, limit, cursor = GenerationFilter.from_params(rest)
     order = parse_sort(sort)
     params = f.as_params()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ...store.generations.records import to_us
-from .formatting import Block, Message, blocks, messages, row
+from ....store.generations.records import to_us
+from ..core.formatting import Block, Message, blocks, messages, row
 
 __all__ = ["Node", "Printed", "Tree", "build_tree", "node_input", "node_output"]
 

@@ -10,15 +10,24 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput, QueryTimeout
-from ...store.generations.analytics import recent_chats
-from ...store.generations.chats import chat_totals
-from ...store.generations.queries import list_generations
-from ...store.generations.runs import get_run, list_runs, run_totals
-from ..filters import MAX_LIMIT
-from .context import ViewDep
-from .formatting import Block, Message, blocks, feedback_summary, messages, metadata_items, row, score_text
-from .render import page, redirect, url_with
+from ....errors import InvalidInput, QueryTimeout
+from ....store.generations.analytics import recent_chats
+from ....store.generations.chats import chat_totals
+from ....store.generations.queries import list_generations
+from ....store.generations.runs import get_run, list_runs, run_totals
+from ...filters import MAX_LIMIT
+from ..core.context import ViewDep
+from ..core.formatting import (
+    Block,
+    Message,
+    blocks,
+    feedback_summary,
+    messages,
+    metadata_items,
+    row,
+    score_text,
+)
+from ..core.render import page, redirect, url_with
 from .run_tree import build_tree, node_input, node_output
 from .views import list_tools
 

@@ -14,16 +14,16 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.responses import Response
 
-from ...errors import NotFound, QueryTimeout
-from ...store.evals.scores import score_trends
-from ...store.generations.analytics import window
-from ...store.generations.queries import list_rows
-from ...store.generations.totals import Totals, filter_totals
-from ...store.mongo.aggregate import aggregate
-from ...store.mongo.fields import time_value
-from .context import ViewDep
-from .formatting import Row, row
-from .render import page, url_with
+from ....errors import NotFound, QueryTimeout
+from ....store.evals.scores import score_trends
+from ....store.generations.analytics import window
+from ....store.generations.queries import list_rows
+from ....store.generations.totals import Totals, filter_totals
+from ....store.mongo.aggregate import aggregate
+from ....store.mongo.fields import time_value
+from ..core.context import ViewDep
+from ..core.formatting import Row, row
+from ..core.render import page, url_with
 
 __all__ = ["UserSummary", "router", "user_summary"]
 

@@ -26,9 +26,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from ...errors import Conflict, InvalidInput, PermissionDenied, SightlineError
-from ...schema import Feedback, Score
-from ...store.access.views import (
+from ....errors import Conflict, InvalidInput, PermissionDenied, SightlineError
+from ....schema import Feedback, Score
+from ....store.access.views import (
     MAX_NAME,
     MAX_SELECTED,
     PAGES,
@@ -40,17 +40,17 @@ from ...store.access.views import (
     list_views,
     selected_generations,
 )
-from ...store.evals import RecordScores, score_row
-from ...store.evals.datasets import AddItems, items_from_generations, list_datasets
-from ...store.generations.export import export
-from ...store.generations.ingest import AddFeedback
-from ...store.generations.queries import list_generations
-from ...store.generations.records import Scope
-from ..auth import actor
-from ..errors import validation_message
-from .context import FormDep, View, ViewDep
-from .render import SECURITY_HEADERS, local_path, page, redirect, url_with
-from .session import load_session
+from ....store.evals import RecordScores, score_row
+from ....store.evals.datasets import AddItems, items_from_generations, list_datasets
+from ....store.generations.export import export
+from ....store.generations.ingest import AddFeedback
+from ....store.generations.queries import list_generations
+from ....store.generations.records import Scope
+from ...auth import actor
+from ...errors import validation_message
+from ..core.context import FormDep, View, ViewDep
+from ..core.render import SECURITY_HEADERS, local_path, page, redirect, url_with
+from ..core.session import load_session
 
 __all__ = ["list_tools", "router"]
 

@@ -24,9 +24,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.responses import Response
 
-from ...errors import InvalidInput
-from ...store.evals.scores import ScoreTrend, score_trends
-from ...store.generations.analytics import (
+from ....errors import InvalidInput
+from ....store.evals.scores import ScoreTrend, score_trends
+from ....store.generations.analytics import (
     CostRank,
     FeedbackBucket,
     KeyBucket,
@@ -42,10 +42,10 @@ from ...store.generations.analytics import (
     usage_by_model,
     window,
 )
-from ...store.generations.records import iso
-from .context import View, ViewDep
-from .render import page, url_with
-from .timerange import RANGES, TimeRange, fitting_range, input_value, now_us, parse_range
+from ....store.generations.records import iso
+from ..core.context import View, ViewDep
+from ..core.render import page, url_with
+from ..core.timerange import RANGES, TimeRange, fitting_range, input_value, now_us, parse_range
 
 router = APIRouter()
 T = TypeVar("T")

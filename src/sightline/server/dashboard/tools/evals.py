@@ -24,12 +24,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from ...errors import InvalidInput, SightlineError
-from ...evals.evaluator import EVALUATOR_TYPES, check_definition, check_filter, check_rate
-from ...evals.experiments import EXPERIMENT_KIND, check_target
-from ...evals.jobs import BACKFILL_KIND
-from ...store.evals import score_wire
-from ...store.evals.datasets import (
+from ....errors import InvalidInput, SightlineError
+from ....evals.evaluator import EVALUATOR_TYPES, check_definition, check_filter, check_rate
+from ....evals.experiments import EXPERIMENT_KIND, check_target
+from ....evals.jobs import BACKFILL_KIND
+from ....store.evals import score_wire
+from ....store.evals.datasets import (
     EXPORT_FORMATS,
     AddItems,
     export_items,
@@ -37,7 +37,7 @@ from ...store.evals.datasets import (
     list_datasets,
     list_items,
 )
-from ...store.evals.evaluators import (
+from ....store.evals.evaluators import (
     SaveEvaluator,
     UpdateAttachment,
     estimate,
@@ -46,7 +46,7 @@ from ...store.evals.evaluators import (
     list_evaluators,
     recent_results,
 )
-from ...store.evals.experiments import (
+from ....store.evals.experiments import (
     CreateExperiment,
     compare,
     experiment_results,
@@ -54,12 +54,12 @@ from ...store.evals.experiments import (
     list_experiments,
     summary,
 )
-from ...store.jobs import Enqueue, get_job
-from ...store.prompts import list_prompts
-from ..auth import actor
-from ..routers.datasets import from_generations
-from .context import AdminDep, FormDep, View, ViewDep
-from .render import page, redirect, url_with
+from ....store.jobs import Enqueue, get_job
+from ....store.prompts import list_prompts
+from ...auth import actor
+from ...routers.datasets import from_generations
+from ..core.context import AdminDep, FormDep, View, ViewDep
+from ..core.render import page, redirect, url_with
 
 __all__ = ["router"]
 

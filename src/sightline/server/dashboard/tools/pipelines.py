@@ -17,15 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput, NotFound, SightlineError
-from ...pipelines import service
-from ...pipelines.expression import ExpressionError
-from ...store.pipelines import get_pipeline, list_functions, list_pipelines
-from ...store.pipelines.registry import last_sync
-from ..auth import actor
-from .context import AdminDep, FormDep, View, ViewDep
+from ....errors import InvalidInput, NotFound, SightlineError
+from ....pipelines import service
+from ....pipelines.expression import ExpressionError
+from ....store.pipelines import get_pipeline, list_functions, list_pipelines
+from ....store.pipelines.registry import last_sync
+from ...auth import actor
+from ..core.context import AdminDep, FormDep, View, ViewDep
+from ..core.render import page, redirect, url_with
 from .prompt_editor import dashboard_caller
-from .render import page, redirect, url_with
 
 __all__ = ["router"]
 

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from ...errors import InvalidInput, NotFound, SightlineError
-from ...gateway import Caller, Context, Gateway, answer_text
-from ...store.access.projects import ApiKey
-from ...store.prompts import (
+from ....errors import InvalidInput, NotFound, SightlineError
+from ....gateway import Caller, Context, Gateway, answer_text
+from ....store.access.projects import ApiKey
+from ....store.prompts import (
     MoveLabel,
     Prompt,
     SavePrompt,
@@ -33,11 +33,11 @@ from ...store.prompts import (
     numbered_versions,
     parse_draft,
 )
-from ...templating import TemplateError
-from ..auth import actor
-from .context import AdminDep, FormDep, View, ViewDep
-from .render import page, redirect, url_with
-from .session import load_session
+from ....templating import TemplateError
+from ...auth import actor
+from ..core.context import AdminDep, FormDep, View, ViewDep
+from ..core.render import page, redirect, url_with
+from ..core.session import load_session
 
 __all__ = ["dashboard_caller", "router"]
 

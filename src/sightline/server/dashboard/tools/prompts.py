@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...errors import InvalidInput, NotFound
-from ...store.generations.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
-from ...store.prompts import (
+from ....errors import InvalidInput, NotFound
+from ....store.generations.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
+from ....store.prompts import (
     TemplateVersion,
     VersionStats,
     list_prompts,
@@ -27,10 +27,10 @@ from ...store.prompts import (
     prompt_history,
     version_stats,
 )
+from ..core.context import ViewDep
+from ..core.render import page
+from ..core.timerange import RANGES, TimeRange, parse_range
 from . import prompt_editor
-from .context import ViewDep
-from .render import page
-from .timerange import RANGES, TimeRange, parse_range
 
 router = APIRouter()
 # /prompts/_new and /prompts/{name}/_edit|_label|_run, before /prompts/{name:path} takes everything.

@@ -1,0 +1,1 @@
+"""The dashboard's tool pages: analytics, prompts, pipelines and functions, evaluations."""
