@@ -239,7 +239,7 @@ async def _timed(call: Callable[[], Awaitable[httpx.Response]], repeat: int) -> 
 
 async def measure(database_url: str, repeat: int) -> list[tuple[str, float, str, float]]:
     from sightline.server.app import create_app
-    from sightline.store.generations.queries import encode_cursor
+    from sightline.store.generations.reads.queries import encode_cursor
 
     settings = Settings(database_url=database_url, environment="development")
     app = create_app(settings)

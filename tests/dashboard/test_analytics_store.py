@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sightline.server.filters import parse_time
-from sightline.store.generations.analytics import (
+from sightline.store.generations.reads.analytics import (
     distinct_models,
     latency_percentiles,
     prompt_usage,

@@ -148,7 +148,7 @@ async def test_columns_are_kept_per_user_and_project_and_checked(api: Api) -> No
 
 
 def test_an_input_preview_is_what_the_last_message_read_whole_says() -> None:
-    from sightline.store.generations.listing import input_text
+    from sightline.store.generations.reads.listing import input_text
 
     assert input_text("a plain prompt") == "a plain prompt"
     assert input_text(

@@ -17,7 +17,7 @@ from sightline.schema import Feedback, Generation, Run
 from sightline.store import Database, Scope
 from sightline.store import tables as t
 from sightline.store.generations.ingest import AddFeedback, InsertGenerations, UpsertRun, prepare_generation
-from sightline.store.generations.queries import list_generations, list_rows, page_query
+from sightline.store.generations.reads.queries import list_generations, list_rows, page_query
 from sightline.store.generations.records import to_us
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

@@ -12,9 +12,9 @@ from sightline.errors import InvalidInput
 from sightline.schema import Generation
 from sightline.store import Database, Scope
 from sightline.store.generations.ingest import InsertGenerations, prepare_generation
-from sightline.store.generations.queries import list_generations
+from sightline.store.generations.reads.queries import list_generations
+from sightline.store.generations.reads.totals import filter_totals
 from sightline.store.generations.search import MAX_DOCUMENT_CHARS, document, parse_query
-from sightline.store.generations.totals import filter_totals
 from sightline.store.mongo.aggregate import aggregate
 from sightline.store.mongo.query import find
 from sightline.store.retention.purge import AnonymiseGenerations, DeleteGenerations
@@ -231,7 +231,7 @@ def test_common_and_rare_words_plan_differently_and_find_the_same_rows(
     }
     with filled.read() as conn:
         probed = [r["id"] for r in find(conn, 1, flt, limit=1000)]
-        from sightline.store.generations.queries import page_query
+        from sightline.store.generations.reads.queries import page_query
 
         matched = [r.id for r in conn.execute(page_query(flt, 1, 1000, None))]  # no plan: from the matches
     assert probed == matched[:1000] and len(probed) == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sightline.server.filters import parse_time
-from sightline.store.generations.analytics import data_span, feedback_by_bucket, keys_by_bucket, window
+from sightline.store.generations.reads.analytics import data_span, feedback_by_bucket, keys_by_bucket, window
 from sightline.store.prompts import numbered_versions, version_stats
 from tests.conftest import Api
 from tests.dashboard.test_analytics_store import HOUR_US, START, gen, project_id, send

@@ -207,7 +207,7 @@ def export_(
     from ..errors import NotFound
     from ..server.filters import GenerationFilter
     from ..store.access.projects import list_projects
-    from ..store.generations.export import count, export
+    from ..store.generations.reads.export import count, export
 
     pairs = []
     for item in filters:

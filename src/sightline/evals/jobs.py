@@ -33,8 +33,8 @@ from ..store.evals.evaluators import (
     online_evaluators,
     pending_generations,
 )
-from ..store.generations.export import count
-from ..store.generations.queries import list_generations
+from ..store.generations.reads.export import count
+from ..store.generations.reads.queries import list_generations
 from ..store.jobs import Job, Outcome, Progress, PruneKind, others_running
 from .evaluator import Runnable, Services, sampled
 from .experiments import EXPERIMENT_KIND, run_experiment

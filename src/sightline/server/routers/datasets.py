@@ -27,7 +27,7 @@ from ...store.evals.datasets import (
     list_datasets,
     list_items,
 )
-from ...store.generations.queries import list_generations
+from ...store.generations.reads.queries import list_generations
 from ..auth import ApiKeyDep, actor
 from ..body import read_json, read_raw
 from ..responses import JSON

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ...errors import InvalidInput
-from ...store.generations.export import export
+from ...store.generations.reads.export import export
 from ...store.mongo.filter import with_dollars
 from ..auth import ApiKeyDep
 from ..body import read_json

@@ -28,7 +28,7 @@ from ...feedback_key import (
 from ...schema import Feedback
 from ...store.access.projects import ApiKey, find_key_by_reference
 from ...store.generations.ingest import AddFeedback
-from ...store.generations.queries import get_generation
+from ...store.generations.reads.queries import get_generation
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..errors import validation_message

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ...store import mongo
-from ...store.generations.queries import get_generation, list_generations, to_wire
-from ...store.generations.totals import count_generations, filter_totals
+from ...store.generations.reads.queries import get_generation, list_generations, to_wire
+from ...store.generations.reads.totals import count_generations, filter_totals
 from ..auth import ApiKeyDep
 from ..body import read_json
 from ..filters import GenerationFilter

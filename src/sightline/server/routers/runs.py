@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ...errors import InvalidInput
-from ...store.generations.runs import get_run, list_runs
+from ...store.generations.reads.runs import get_run, list_runs
 from ..auth import ApiKeyDep
 from ..responses import JSON
 

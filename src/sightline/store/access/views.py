@@ -26,7 +26,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from ...errors import Conflict, InvalidInput, NotFound
 from .. import tables as t
-from ..generations.queries import page_query
+from ..generations.reads.queries import page_query
 
 __all__ = [
     "MAX_NAME",

@@ -25,7 +25,7 @@ from ...errors import InvalidInput, NotFound
 from .. import tables as t
 from ..access.audit import Actor, record_audit
 from ..engine.database import Database
-from ..generations.export import chat_example, csv_cell
+from ..generations.reads.export import chat_example, csv_cell
 from ..generations.records import iso
 
 __all__ = [

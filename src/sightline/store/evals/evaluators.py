@@ -20,7 +20,7 @@ from ...errors import Conflict, NotFound
 from .. import tables as t
 from ..access.audit import Actor, record_audit
 from ..generations.pricing import price
-from ..generations.queries import to_wire
+from ..generations.reads.queries import to_wire
 from ..generations.records import iso
 from ..mongo.filter import compile_filter
 from .scores import write_scores

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, insert, select
 from ...schema import Score
 from .. import tables as t
 from ..engine.dialect import upsert, upsert_add
-from ..generations.analytics import Window
+from ..generations.reads.analytics import Window
 from ..generations.records import Scope, iso, to_us
 from ..generations.rollups import HOUR_US
 

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, select
 
 from .. import tables as t
 from ..engine.dialect import select_in
-from .queries import to_wire
+from .reads.queries import to_wire
 
 __all__ = ["Followed", "generations_after", "number_rows"]
 

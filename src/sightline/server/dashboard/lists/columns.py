@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ....errors import InvalidInput
 from ....schema import SCORE_NAME
 from ....store.access.preferences import get_preference, set_preference
-from ....store.generations.listing import metadata_keys, score_names
+from ....store.generations.reads.listing import metadata_keys, score_names
 from ..core.context import FormDep, ViewDep
 from ..core.render import redirect, url_with
 

@@ -16,13 +16,13 @@ from starlette.responses import Response
 from ....errors import InvalidInput, QueryTimeout
 from ....schema import Feedback
 from ....store.evals import score_history
-from ....store.generations.analytics import distinct_models, list_feedback, prompt_names
 from ....store.generations.ingest import AddFeedback
-from ....store.generations.listing import column_values
-from ....store.generations.ordering import NEWEST, Ordering, parse_sort
-from ....store.generations.queries import encode_cursor, get_generation, list_rows
+from ....store.generations.reads.analytics import distinct_models, list_feedback, prompt_names
+from ....store.generations.reads.listing import column_values
+from ....store.generations.reads.ordering import NEWEST, Ordering, parse_sort
+from ....store.generations.reads.queries import encode_cursor, get_generation, list_rows
+from ....store.generations.reads.totals import count_generations, filter_totals
 from ....store.generations.records import Scope
-from ....store.generations.totals import count_generations, filter_totals
 from ....store.mongo.aggregate import aggregate
 from ....store.mongo.fields import time_value
 from ...errors import validation_message

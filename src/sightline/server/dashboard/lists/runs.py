@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ....errors import InvalidInput, QueryTimeout
-from ....store.generations.analytics import recent_chats
-from ....store.generations.chats import chat_totals
-from ....store.generations.queries import list_generations
-from ....store.generations.runs import get_run, list_runs, run_totals
+from ....store.generations.reads.analytics import recent_chats
+from ....store.generations.reads.chats import chat_totals
+from ....store.generations.reads.queries import list_generations
+from ....store.generations.reads.runs import get_run, list_runs, run_totals
 from ...filters import MAX_LIMIT
 from ..core.context import ViewDep
 from ..core.formatting import (

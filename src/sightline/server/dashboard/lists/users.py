@@ -16,9 +16,9 @@ from starlette.responses import Response
 
 from ....errors import NotFound, QueryTimeout
 from ....store.evals.scores import score_trends
-from ....store.generations.analytics import window
-from ....store.generations.queries import list_rows
-from ....store.generations.totals import Totals, filter_totals
+from ....store.generations.reads.analytics import window
+from ....store.generations.reads.queries import list_rows
+from ....store.generations.reads.totals import Totals, filter_totals
 from ....store.mongo.aggregate import aggregate
 from ....store.mongo.fields import time_value
 from ..core.context import ViewDep

@@ -42,9 +42,9 @@ from ....store.access.views import (
 )
 from ....store.evals import RecordScores, score_row
 from ....store.evals.datasets import AddItems, items_from_generations, list_datasets
-from ....store.generations.export import export
 from ....store.generations.ingest import AddFeedback
-from ....store.generations.queries import list_generations
+from ....store.generations.reads.export import export
+from ....store.generations.reads.queries import list_generations
 from ....store.generations.records import Scope
 from ...auth import actor
 from ...errors import validation_message

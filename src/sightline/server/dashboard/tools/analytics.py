@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from ....errors import InvalidInput
 from ....store.evals.scores import ScoreTrend, score_trends
-from ....store.generations.analytics import (
+from ....store.generations.reads.analytics import (
     CostRank,
     FeedbackBucket,
     KeyBucket,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ....errors import InvalidInput, NotFound
-from ....store.generations.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
+from ....store.generations.reads.analytics import PromptUse, PromptVersion, prompt_usage, prompt_versions
 from ....store.prompts import (
     TemplateVersion,
     VersionStats,

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, select
 
-from .. import tables as t
-from ..mongo.fields import time_value
-from ..mongo.filter import compile_filter
+from ... import tables as t
+from ...mongo.fields import time_value
+from ...mongo.filter import compile_filter
+from ..rollups import HOUR_US, latency_bin_sql
+from ..search import plan_searches
 from .analytics import quantile
-from .rollups import HOUR_US, latency_bin_sql
-from .search import plan_searches
 
 __all__ = ["Totals", "count_generations", "filter_totals"]
 

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Text, cast, func, select
 
-from ...errors import InvalidInput
-from .. import tables as t
-from ..engine.database import Database
-from ..mongo.fields import check_known
-from ..mongo.filter import compile_filter
+from ....errors import InvalidInput
+from ... import tables as t
+from ...engine.database import Database
+from ...mongo.fields import check_known
+from ...mongo.filter import compile_filter
 from .queries import Context, context
 
 __all__ = ["DEFAULT_CSV_FIELDS", "chat_example", "count", "csv_cell", "export", "pick"]

@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
-from ...errors import InvalidInput, NotFound
-from .. import tables as t
-from ..evals.scores import latest_run_scores, score_wire
+from ....errors import InvalidInput, NotFound
+from ... import tables as t
+from ...evals.scores import latest_run_scores, score_wire
+from ..records import OWN_KEYS, iso, run_wide
+from ..search import containing
 from .queries import Page, to_wire
-from .records import OWN_KEYS, iso, run_wide
-from .search import containing
 
 __all__ = ["RunTotals", "get_run", "list_runs", "run_totals"]
 

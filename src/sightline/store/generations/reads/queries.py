@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, or_, select
 
-from ...errors import InvalidInput, NotFound
-from .. import tables as t
-from ..evals.scores import latest_scores
-from ..mongo.filter import compile_filter
+from ....errors import InvalidInput, NotFound
+from ... import tables as t
+from ...evals.scores import latest_scores
+from ...mongo.filter import compile_filter
+from ..records import iso, run_wide
+from ..search import plan_searches
 from .ordering import NEWEST, Ordering
-from .records import iso, run_wide
-from .search import plan_searches
 
 __all__ = [
     "Context",

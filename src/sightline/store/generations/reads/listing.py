@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, String, func, select
 
-from .. import tables as t
+from ... import tables as t
 
 __all__ = ["PREVIEW_CHARS", "column_values", "metadata_keys", "score_names"]
 

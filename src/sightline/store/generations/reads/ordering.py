@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_
 
-from ...errors import InvalidInput
-from .. import tables as t
-from ..mongo.fields import COLUMNS, doc_field
-from ..mongo.filter import order_by
+from ....errors import InvalidInput
+from ... import tables as t
+from ...mongo.fields import COLUMNS, doc_field
+from ...mongo.filter import order_by
 
 __all__ = ["NEWEST", "SORTS", "Ordering", "parse_sort"]
 

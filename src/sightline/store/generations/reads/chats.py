@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, func, select
 
-from .. import tables as t
+from ... import tables as t
 
 __all__ = ["ChatTotals", "chat_totals"]
 

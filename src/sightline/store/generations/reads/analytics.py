@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, and_, case, cast, func, literal, or_, select
 
-from .. import tables as t
-from .rollups import DAY_US, HOUR_US, bin_middle, latency_bin_sql
-from .search import containing
+from ... import tables as t
+from ..rollups import DAY_US, HOUR_US, bin_middle, latency_bin_sql
+from ..search import containing
 
 __all__ = [
     "quantile",
