@@ -99,11 +99,18 @@ def test_the_runs_list_is_searched_by_the_words_of_its_calls(page: Page) -> None
     page.locator("summary", has_text="Saved views").click()
     page.get_by_role("link", name="glacier runs").click()
     expect(rows).to_have_count(1)
+    # Page sizes are a choice of the list's; another is refused by name.
+    page.get_by_label("Rows per page").select_option("25")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"limit=25"))
+    page.goto("/runs?limit=7")
+    expect(page.get_by_role("alert")).to_contain_text("limit")
 
 
 def test_chats_are_searched_by_what_was_said(page: Page) -> None:
     login(page, "member")
     page.goto("/chats")
+    expect(page.get_by_role("status", name="Totals")).to_contain_text("2 chats · $0.003 · 240 tokens")
     page.get_by_role("searchbox", name="Search").fill("penguins")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("heading", name="Chats holding “penguins”")).to_be_visible()

@@ -84,6 +84,14 @@ generations = Table(
         sqlite_where=text("feedback_thumbs IS NOT NULL OR feedback_rating IS NOT NULL"),
         postgresql_where=text("feedback_thumbs IS NOT NULL OR feedback_rating IS NOT NULL"),
     ),
+    # Generations of chats, by time: the chats list reads the latest of these, however rare among the rest.
+    Index(
+        "ix_generations_chat_ts",
+        "project_id",
+        "ts_us",
+        sqlite_where=text("chat_id IS NOT NULL"),
+        postgresql_where=text("chat_id IS NOT NULL"),
+    ),
     # Not unique: the writer never repeats a number, and a unique index would make ingest's
     # ON CONFLICT DO NOTHING (or a restore into a database holding rows) drop a row silently.
     Index(None, "seq"),

@@ -34,6 +34,10 @@ from .views import list_tools
 router = APIRouter()
 
 
+PAGE_SIZES = (25, 50, 100, 200)
+_PAGE = 50
+
+
 @dataclass(frozen=True, slots=True)
 class RunRow:
     """One line of the runs table: the run and its scores as cells show them."""
@@ -52,12 +56,25 @@ def runs_page(request: Request, view: ViewDep) -> Response:
     status = (q.get("status") or "").strip() or None
     search = (q.get("q") or "").strip() or None
     cursor = (q.get("cursor") or "").strip() or None
+    before = None if cursor else (q.get("before") or "").strip() or None
+    limit_text = (q.get("limit") or "").strip()
     params = {
-        k: v for k, v in (("q", search), ("userId", user_id), ("pipelineSlug", slug), ("status", status)) if v
+        k: v
+        for k, v in (
+            ("q", search),
+            ("userId", user_id),
+            ("pipelineSlug", slug),
+            ("status", status),
+            ("limit", limit_text if limit_text != str(_PAGE) else ""),
+        )
+        if v
     }
-    error, runs, next_url, totals = None, [], None, None
+    error, runs, next_url, prev_url, totals = None, [], None, None, None
+    limit = int(limit_text) if limit_text.isdigit() else _PAGE
     if status not in (None, "running", "ok", "error"):
         error = f"status: expected running, ok or error; got {status!r}"
+    elif limit_text and limit not in PAGE_SIZES:
+        error = f"limit: expected one of {', '.join(map(str, PAGE_SIZES))}; got {limit_text!r}"
     else:
         wanted: dict[str, Any] = {
             "user_id": user_id,
@@ -68,13 +85,17 @@ def runs_page(request: Request, view: ViewDep) -> Response:
         }
         try:
             with request.app.state.db.read() as conn:
-                result = list_runs(conn, view.project_id, cursor=cursor, **wanted)
+                result = list_runs(conn, view.project_id, cursor=cursor, before=before, limit=limit, **wanted)
             runs = [
                 RunRow(r, [(name, score_text(sc)) for name, sc in sorted((r.get("scores") or {}).items())])
                 for r in result.data
             ]
-            if result.next_cursor:
-                next_url = url_with("/runs", {**view.scope, **params}, cursor=result.next_cursor)
+            here = {**view.scope, **params}
+            # Read backwards, the older rows follow (this page came from them) and newer ones may lead.
+            older = result.first_cursor if before else result.next_cursor
+            newer = result.next_cursor if before else (result.first_cursor if cursor else None)
+            next_url = url_with("/runs", here, cursor=older) if older else None
+            prev_url = url_with("/runs", here, before=newer) if newer else None
         except InvalidInput as exc:
             error = exc.message
         if error is None:
@@ -95,7 +116,10 @@ def runs_page(request: Request, view: ViewDep) -> Response:
         params=params,
         link_params={**view.scope, **params},
         next_url=next_url,
-        first_url=url_with("/runs", {**view.scope, **params}) if cursor else None,
+        prev_url=prev_url,
+        first_url=url_with("/runs", {**view.scope, **params}) if cursor or before else None,
+        page_sizes=PAGE_SIZES,
+        limit=limit,
         error=error,
         **list_tools(request, view, "runs"),
     )
@@ -176,6 +200,8 @@ def chats_page(request: Request, view: ViewDep) -> Response:
         view=view,
         title="Chats",
         chats=[(c, totals.get(c.chat_id)) for c in chats],
+        chats_cost=sum(t.cost or 0.0 for t in totals.values()),
+        chats_tokens=sum(t.tokens or 0 for t in totals.values()),
         search=search or "",
         error=error,
         **list_tools(request, view, "chats"),

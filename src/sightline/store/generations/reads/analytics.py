@@ -595,9 +595,12 @@ def recent_chats(
     limit: int = 50,
     q: str | None = None,
 ) -> list[ChatSummary]:
-    """Chats among the latest ``scan`` generations, newest first (bounded work on any table size); with
-    a search ``q``, among the latest ``scan`` generations of the chats holding a call that matches it."""
-    latest = select(g.c.chat_id, g.c.ts_us, g.c.user_id).where(g.c.project_id == project_id)
+    """The chats of the latest ``scan`` generations in chats, newest first (bounded work on any table
+    size, through the partial index of chats' generations); with a search ``q``, of the chats holding a
+    call that matches it."""
+    latest = select(g.c.chat_id, g.c.ts_us, g.c.user_id).where(
+        g.c.project_id == project_id, g.c.chat_id.is_not(None)
+    )
     if environment:
         latest = latest.where(g.c.environment == environment)
     if q:

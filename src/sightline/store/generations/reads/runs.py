@@ -122,6 +122,10 @@ def _latest_scores(conn: Connection, project_id: int, run_ids: Sequence[str]) ->
     return out
 
 
+def _encode(row: Any) -> str:
+    return base64.urlsafe_b64encode(f"{row.started_us}|{row.id}".encode()).decode().rstrip("=")
+
+
 def list_runs(
     conn: Connection,
     project_id: int,
@@ -133,23 +137,32 @@ def list_runs(
     q: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    before: str | None = None,
 ) -> Page:
     """Runs of a project, newest first, each with how many model calls it made, their cost and tokens,
-    and its latest scores (``scores``, when it has any)."""
+    and its latest scores (``scores``, when it has any).
+
+    Pages go forwards (older) from ``cursor`` and backwards (newer) from ``before``. Read forwards, a
+    page's ``next_cursor`` is the ``cursor`` of the page after it (None at the end) and its
+    ``first_cursor`` the ``before`` of the page before it. Read backwards, ``next_cursor`` is the
+    ``before`` of the page before it (None at the newest) and ``first_cursor`` the ``cursor`` of the
+    page after it."""
     query = select(r_).where(*_where(project_id, environment, user_id, pipeline_slug, status, q))
-    if cursor:
-        ts, run_id = _cursor(cursor)
-        query = query.where(or_(r_.c.started_us < ts, and_(r_.c.started_us == ts, r_.c.id < run_id)))
-    rows = conn.execute(query.order_by(r_.c.started_us.desc(), r_.c.id.desc()).limit(limit + 1)).all()
-    more, rows = len(rows) > limit, rows[:limit]
+    newest_first = (r_.c.started_us.desc(), r_.c.id.desc())
+    if before:
+        ts, run_id = _cursor(before)
+        query = query.where(or_(r_.c.started_us > ts, and_(r_.c.started_us == ts, r_.c.id > run_id)))
+        rows = conn.execute(query.order_by(r_.c.started_us, r_.c.id).limit(limit + 1)).all()
+        more, rows = len(rows) > limit, rows[:limit][::-1]
+    else:
+        if cursor:
+            ts, run_id = _cursor(cursor)
+            query = query.where(or_(r_.c.started_us < ts, and_(r_.c.started_us == ts, r_.c.id < run_id)))
+        rows = conn.execute(query.order_by(*newest_first).limit(limit + 1)).all()
+        more, rows = len(rows) > limit, rows[:limit]
     ids = [r.id for r in rows]
     sums = _step_sums(conn, project_id, ids) if ids else {}
     scores = _latest_scores(conn, project_id, ids) if ids else {}
-    next_cursor = None
-    if more and rows:
-        next_cursor = (
-            base64.urlsafe_b64encode(f"{rows[-1].started_us}|{rows[-1].id}".encode()).decode().rstrip("=")
-        )
     data = []
     for r in rows:
         calls, cost, tokens = sums.get(r.id, (0, None, 0))
@@ -158,7 +171,9 @@ def list_runs(
         if r.id in scores:
             run["scores"] = scores[r.id]
         data.append(run)
-    return Page(data, next_cursor)
+    if before:
+        return Page(data, _encode(rows[0]) if more and rows else None, _encode(rows[-1]) if rows else None)
+    return Page(data, _encode(rows[-1]) if more and rows else None, _encode(rows[0]) if rows else None)
 
 
 def run_totals(

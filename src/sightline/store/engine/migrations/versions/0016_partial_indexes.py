@@ -1,4 +1,5 @@
-"""feedback index: generations that got feedback, by time (feedback over time on the analytics page)
+"""partial indexes: generations that got feedback, and generations of chats, by time (feedback over
+time on the analytics page; the chats list, whatever share of the traffic chats are)
 
 Revision ID: 0016
 Revises: 0015
@@ -16,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 _GOT_FEEDBACK = "feedback_thumbs IS NOT NULL OR feedback_rating IS NOT NULL"
+_IN_A_CHAT = "chat_id IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -26,7 +28,15 @@ def upgrade() -> None:
         sqlite_where=sa.text(_GOT_FEEDBACK),
         postgresql_where=sa.text(_GOT_FEEDBACK),
     )
+    op.create_index(
+        "ix_generations_chat_ts",
+        "generations",
+        ["project_id", "ts_us"],
+        sqlite_where=sa.text(_IN_A_CHAT),
+        postgresql_where=sa.text(_IN_A_CHAT),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_generations_chat_ts", table_name="generations")
     op.drop_index("ix_generations_feedback_ts", table_name="generations")
