@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 from sightline.schema import MAX_MEASURE, Generation, Run
 from sightline.store import Scope
-from sightline.store.generations import analytics as a
+from sightline.store.generations.reads import analytics as a
 from sightline.store.generations.ingest import InsertGenerations, UpsertRun, prepare_generation
 from sightline.store.generations.records import to_us
 from sightline.store.generations.rollups import latency_bin
