@@ -45,7 +45,13 @@ def _generation(ts: datetime, user: str, model: str, tokens: int) -> dict[str, A
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsersServer]:
     """A server whose only data is three days old: 12 users of two models, scores and feedback."""
     for server in serve_with_users(tmp_path_factory.mktemp("analytics-pages")):
-        start = datetime.now(UTC) - timedelta(days=3, hours=2)
+        # An hour before a 3-hour boundary (the buckets of 7 days), so the calls (2.5 hours of them)
+        # fill two buckets, and the first twelve (the ones with feedback, under an hour) one, whatever
+        # the time of day the tests run.
+        boundary = datetime.fromtimestamp(
+            (datetime.now(UTC) - timedelta(days=3)).timestamp() // 10800 * 10800, UTC
+        )
+        start = boundary - timedelta(hours=1)
         batch, ids = [], []
         for i, user in enumerate(USERS):
             for j in range(i + 1):  # user i makes i + 1 calls: a ranking without ties
